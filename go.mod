@@ -1,0 +1,3 @@
+module github.com/dcsjobs/dcsjobs
+
+go 1.26.0
