@@ -60,6 +60,11 @@ type Config struct {
 	// Observe, when set, is called after every HTTP exchange (for metrics).
 	// It must be fast and must not retain the CallInfo's Err beyond the call.
 	Observe func(CallInfo)
+	// Wait, when set, is called before every HTTP exchange, e.g. to take a
+	// token from a rate limit shared by several processes. An error aborts the
+	// call; return a *ThrottleError to make the caller back off without
+	// counting a failure.
+	Wait func(ctx context.Context, op string) error
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -84,6 +89,7 @@ type Client struct {
 	maxBody   int64
 	userAgent string
 	observe   func(CallInfo)
+	wait      func(context.Context, string) error
 	now       func() time.Time
 }
 
@@ -150,7 +156,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	c := &Client{base: base, projectID: cfg.ProjectID, auth: cfg.Auth, hc: cfg.HTTPClient,
 		timeout: cfg.Timeout, maxBody: cfg.MaxResponseBytes, userAgent: cfg.UserAgent,
-		observe: cfg.Observe, now: cfg.Now}
+		observe: cfg.Observe, wait: cfg.Wait, now: cfg.Now}
 	if c.hc == nil {
 		c.hc = defaultHTTPClient
 	}
@@ -206,6 +212,11 @@ func (c *Client) do(ctx context.Context, op, method, path string, query url.Valu
 }
 
 func (c *Client) once(ctx context.Context, op, method, path string, query url.Values, body []byte, out any) (err error) {
+	if c.wait != nil {
+		if err := c.wait(ctx, op); err != nil {
+			return err
+		}
+	}
 	start := c.now()
 	status := 0
 	defer func() {

@@ -14,9 +14,9 @@ func TestClientInfoTolerantDecoding(t *testing.T) {
 		DB: "3", Flags: "N", Sub: 0, Psub: 0, Multi: -1, Qbuf: 26, QbufFree: 32742, Obl: 0, Oll: 0, Omem: 0,
 		Events: "r", Network: "ipv4", Peer: "192.168.0.5:6379", User: "default"}
 	tests := map[string]string{
-		"current types": `{"id":"7","addr":"10.0.0.1:5000","fd":"12","name":"orders","cmd":"get","age":3600,"idle":42,"db":"3","flags":"N","sub":0,"psub":0,"multi":-1,"qbuf":26,"qbuf_free":32742,"obl":0,"oll":0,"omem":0,"events":"r","network":"ipv4","peer":"192.168.0.5:6379","user":"default"}`,
+		"current types":                          `{"id":"7","addr":"10.0.0.1:5000","fd":"12","name":"orders","cmd":"get","age":3600,"idle":42,"db":"3","flags":"N","sub":0,"psub":0,"multi":-1,"qbuf":26,"qbuf_free":32742,"obl":0,"oll":0,"omem":0,"events":"r","network":"ipv4","peer":"192.168.0.5:6379","user":"default"}`,
 		"numbers as strings, strings as numbers": `{"id":7,"addr":"10.0.0.1:5000","fd":12,"name":"orders","cmd":"get","age":"3600","idle":"42","db":3,"flags":"N","sub":"0","psub":"","multi":"-1","qbuf":"26","qbuf_free":32742.0,"obl":null,"oll":"0","omem":0,"events":"r","network":"ipv4","peer":"192.168.0.5:6379","user":"default"}`,
-		"nulls and unknown fields": `{"id":"7","addr":"10.0.0.1:5000","fd":"12","name":"orders","cmd":"get","age":3600,"idle":42,"db":"3","flags":"N","sub":null,"psub":null,"multi":-1,"qbuf":26,"qbuf_free":32742,"obl":null,"oll":null,"omem":null,"events":"r","network":"ipv4","peer":"192.168.0.5:6379","user":"default","tot-mem":22298,"resp":2,"lib-name":null,"extra":{"nested":[1,2]}}`,
+		"nulls and unknown fields":               `{"id":"7","addr":"10.0.0.1:5000","fd":"12","name":"orders","cmd":"get","age":3600,"idle":42,"db":"3","flags":"N","sub":null,"psub":null,"multi":-1,"qbuf":26,"qbuf_free":32742,"obl":null,"oll":null,"omem":null,"events":"r","network":"ipv4","peer":"192.168.0.5:6379","user":"default","tot-mem":22298,"resp":2,"lib-name":null,"extra":{"nested":[1,2]}}`,
 	}
 	for name, in := range tests {
 		var got ClientInfo
@@ -75,16 +75,16 @@ func TestParseTimeForms(t *testing.T) {
 	t.Parallel()
 	ref := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 	for in, want := range map[string]time.Time{
-		"1795860000000":            ref,
-		"1795860000":               ref,
-		"2026-11-28T10:00:00Z":     ref,
-		"2026-11-28T10:00:00.000Z": ref,
+		"1795860000000":             ref,
+		"1795860000":                ref,
+		"2026-11-28T10:00:00Z":      ref,
+		"2026-11-28T10:00:00.000Z":  ref,
 		"2026-11-28T18:00:00+08:00": ref,
-		"2026-11-28T18:00:00+0800": ref,
-		"2026-11-28T10:00:00":      ref,
-		"2026-11-28 10:00:00":      ref,
-		"2026/11/28 10:00:00":      ref,
-		"":                         {},
+		"2026-11-28T18:00:00+0800":  ref,
+		"2026-11-28T10:00:00":       ref,
+		"2026-11-28 10:00:00":       ref,
+		"2026/11/28 10:00:00":       ref,
+		"":                          {},
 	} {
 		got, err := ParseTime(in)
 		if err != nil || !got.Equal(want) {

@@ -246,7 +246,10 @@ func Classify(err error) Class {
 	}
 	var de *DecodeError
 	var ne net.Error
+	var te *ThrottleError
 	switch {
+	case errors.As(err, &te):
+		return ClassThrottled
 	case errors.As(err, &de):
 		return ClassTransient
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
@@ -280,7 +283,24 @@ func RetryAfter(err error) (time.Duration, bool) {
 	if errors.As(err, &ae) && ae.RetryAfter > 0 {
 		return ae.RetryAfter, true
 	}
+	var te *ThrottleError
+	if errors.As(err, &te) && te.Delay > 0 {
+		return te.Delay, true
+	}
 	return 0, false
+}
+
+// ThrottleError is a call held back on the client side, before it was sent,
+// typically by a rate limit shared between workers (Config.Wait). It is
+// ClassThrottled, and RetryAfter returns Delay.
+type ThrottleError struct {
+	Op     string
+	Delay  time.Duration
+	Reason string
+}
+
+func (e *ThrottleError) Error() string {
+	return fmt.Sprintf("dcs %s: held back by %s; retry in %v", e.Op, e.Reason, e.Delay)
 }
 
 // ErrorCode returns the service error code of err, or "" when it has none.

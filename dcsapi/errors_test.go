@@ -184,3 +184,22 @@ func TestIsJobNotFound(t *testing.T) {
 		}
 	}
 }
+
+func TestThrottleErrorAndWaitHook(t *testing.T) {
+	t.Parallel()
+	var called []string
+	calls := 0
+	c, _ := newTestClient(t, func(w http.ResponseWriter, r *http.Request) { calls++ }, func(cfg *Config) {
+		cfg.Wait = func(_ context.Context, op string) error {
+			called = append(called, op)
+			return &ThrottleError{Op: op, Delay: 3 * time.Second, Reason: "API budget"}
+		}
+	})
+	_, err := c.ShowJobInfo(context.Background(), "j1")
+	if !IsThrottled(err) || calls != 0 || len(called) != 1 || called[0] != OpShowJobInfo {
+		t.Fatalf("err %v, server calls %d, wait calls %v", err, calls, called)
+	}
+	if d, ok := RetryAfter(err); !ok || d != 3*time.Second {
+		t.Errorf("RetryAfter = %v %v", d, ok)
+	}
+}
