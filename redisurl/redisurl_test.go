@@ -45,15 +45,15 @@ func TestParse(t *testing.T) {
 func TestParseErrorsNameThePartAndHideThePassword(t *testing.T) {
 	t.Parallel()
 	for url, want := range map[string]string{
-		"":                                    "empty",
-		"127.0.0.1:6379":                      "missing scheme",
-		"http://secret@h:1":                   "unknown scheme",
-		"redis-sentinel://:secret@h:26379":    "master name",
+		"":                                     "empty",
+		"127.0.0.1:6379":                       "missing scheme",
+		"http://secret@h:1":                    "unknown scheme",
+		"redis-sentinel://:secret@h:26379":     "master name",
 		"redis-sentinel://:secret@h:26379/m/x": `db "x"`,
-		"redis-sentinel://:secret@h/m":        "needs a port",
-		"redis-cluster://:secret@h:1/3":       "no path",
-		"redis-sentinel://h:1/m?foo=secret":   `unknown option "foo"`,
-		"redis://:secret@h:1/notadb":          "REDIS_URL",
+		"redis-sentinel://:secret@h/m":         "needs a port",
+		"redis-cluster://:secret@h:1/3":        "no path",
+		"redis-sentinel://h:1/m?foo=secret":    `unknown option "foo"`,
+		"redis://:secret@h:1/notadb":           "REDIS_URL",
 	} {
 		_, err := Parse(url)
 		if err == nil || !strings.Contains(err.Error(), want) {
