@@ -96,7 +96,7 @@ func parseWeights(s string) (Weights, error) {
 // setting is one flag with its environment variable.
 type setting struct {
 	flag, env, def, usage string
-	apply             func(c *Config, v string) error
+	apply                 func(c *Config, v string) error
 }
 
 func str(dst func(*Config) *string) func(*Config, string) error {
