@@ -1,0 +1,5 @@
+//go:build !race
+
+package dcssim
+
+const raceEnabled = false
