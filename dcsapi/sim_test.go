@@ -136,7 +136,7 @@ func TestSimPagingOver12000Sessions(t *testing.T) {
 	var calls int
 	var mu sync.Mutex
 	c, _ := dcsapi.New(dcsapi.Config{Endpoint: e.url, ProjectID: dcssim.DefaultProjectID,
-		Auth: &dcsapi.AKSK{AccessKey: dcssim.DefaultAK, SecretKey: dcssim.DefaultSK},
+		Auth:    &dcsapi.AKSK{AccessKey: dcssim.DefaultAK, SecretKey: dcssim.DefaultSK},
 		Observe: func(ci dcsapi.CallInfo) { mu.Lock(); calls++; mu.Unlock() }})
 	l, err := c.ListAllClients(context.Background(), dcssim.HAInstanceID, dcssim.HAMasterNodeID, dcsapi.ListClientsOptions{})
 	if err != nil {
