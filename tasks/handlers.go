@@ -1,0 +1,535 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/rs/zerolog"
+
+	"github.com/dcsjobs/dcsjobs/dcsapi"
+	"github.com/dcsjobs/dcsjobs/results"
+)
+
+// DCS is what the pipeline needs from DCS; *dcsapi.Client implements it.
+type DCS interface {
+	ScanClients(ctx context.Context, instanceID, nodeID string, cleanCache bool) (string, error)
+	ShowJobInfo(ctx context.Context, jobID string) (*dcsapi.Job, error)
+	ListClients(ctx context.Context, instanceID, nodeID string, opts dcsapi.ListClientsOptions) (*dcsapi.ClientList, error)
+	ListAllClients(ctx context.Context, instanceID, nodeID string, opts dcsapi.ListClientsOptions) (*dcsapi.ClientList, error)
+	ScanTargets(ctx context.Context, instanceID string) ([]dcsapi.Node, error)
+}
+
+var _ DCS = (*dcsapi.Client)(nil)
+
+// Enqueuer is the part of *asynq.Client the pipeline uses.
+type Enqueuer interface {
+	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
+}
+
+// Config tunes the pipeline. Zero values take the documented defaults.
+type Config struct {
+	// Queues names the queues follow-ups and submissions go to.
+	Queues Queues
+	// Poll is the schedule of job polls.
+	Poll PollSchedule
+	// Deadline is how long after the scan request a job may take before the
+	// request fails with "job did not finish within ..." (default 10m).
+	Deadline time.Duration
+	// MaxRetry is asynq's retry budget for transient errors per task (default 8).
+	MaxRetry int
+	// Backoff is the retry policy of transient errors.
+	Backoff Backoff
+	// TaskRetention keeps finished tasks (and so their ids reserved) for this
+	// long; it must exceed asynq's crash-recovery window of about 1-2 minutes
+	// (default 10m).
+	TaskRetention time.Duration
+	// Summary configures the summary of each snapshot.
+	Summary results.SummaryOptions
+	// DiffMax caps the new/gone client lists of a diff (default 1000).
+	DiffMax int
+}
+
+func (c Config) withDefaults() Config {
+	c.Queues = c.Queues.withDefaults()
+	c.Poll = c.Poll.withDefaults()
+	c.Backoff = c.Backoff.withDefaults()
+	if c.Deadline <= 0 {
+		c.Deadline = 10 * time.Minute
+	}
+	if c.MaxRetry <= 0 {
+		c.MaxRetry = 8
+	}
+	if c.TaskRetention <= 0 {
+		c.TaskRetention = 10 * time.Minute
+	}
+	if c.DiffMax <= 0 {
+		c.DiffMax = 1000
+	}
+	return c
+}
+
+// lockMargin is added to the deadline for the node's scan lock TTL.
+const lockMargin = 2 * time.Minute
+
+// Observer receives pipeline events (for metrics); every method must be fast.
+type Observer interface {
+	RequestFinished(r *Request, state State, class string)
+	ScanStarted(r *Request)
+	PollDone(r *Request)
+	Throttled(op string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) RequestFinished(*Request, State, string) {}
+func (nopObserver) ScanStarted(*Request)                    {}
+func (nopObserver) PollDone(*Request)                       {}
+func (nopObserver) Throttled(string)                        {}
+
+// Handlers process the pipeline's tasks.
+type Handlers struct {
+	dcs   DCS
+	q     Enqueuer
+	reqs  *Requests
+	store *results.Store
+	cfg   Config
+	log   zerolog.Logger
+	obs   Observer
+	now   func() time.Time
+}
+
+// Deps are the collaborators of Handlers.
+type Deps struct {
+	DCS      DCS
+	Enqueuer Enqueuer
+	Requests *Requests
+	Store    *results.Store
+	Log      zerolog.Logger
+	Observer Observer // optional
+	Now      func() time.Time
+}
+
+// NewHandlers wires the handlers.
+func NewHandlers(d Deps, cfg Config) *Handlers {
+	h := &Handlers{dcs: d.DCS, q: d.Enqueuer, reqs: d.Requests, store: d.Store, cfg: cfg.withDefaults(),
+		log: d.Log, obs: d.Observer, now: d.Now}
+	if h.obs == nil {
+		h.obs = nopObserver{}
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	return h
+}
+
+// Register adds every handler to mux.
+func (h *Handlers) Register(mux *asynq.ServeMux) {
+	mux.HandleFunc(TypeScan, h.ProcessScan)
+	mux.HandleFunc(TypePoll, h.ProcessPoll)
+	mux.HandleFunc(TypeFetch, h.ProcessFetch)
+	mux.HandleFunc(TypeDiscover, h.ProcessDiscover)
+}
+
+// load decodes the payload and reads the request. ok is false when there is
+// nothing to do (the request already ended); err is then nil or final.
+func (h *Handlers) load(ctx context.Context, t *asynq.Task) (Payload, *Request, bool, error) {
+	p, err := decodePayload(t)
+	if err != nil {
+		h.log.Error().Str("task", t.Type()).Err(err).Msg("malformed task archived")
+		return p, nil, false, err
+	}
+	req, err := h.reqs.Get(ctx, p.RequestID)
+	if errors.Is(err, ErrRequestNotFound) {
+		err = fmt.Errorf("%w: %s: request %s not found (expired or never submitted)", asynq.SkipRetry, t.Type(), p.RequestID)
+		h.log.Error().Str("request", p.RequestID).Str("task", t.Type()).Err(err).Msg("task for unknown request archived")
+		return p, nil, false, err
+	}
+	if err != nil {
+		return p, nil, false, err // Redis trouble: retry
+	}
+	return p, req, !req.State.Terminal(), nil
+}
+
+// transition applies a change and logs it once when it took effect.
+func (h *Handlers) transition(ctx context.Context, req *Request, c change) (bool, error) {
+	n, err := h.reqs.apply(ctx, req.ID, c)
+	if err != nil || n != applied {
+		return false, err
+	}
+	if c.state != "" && (c.state != req.State || c.state == StatePolling) {
+		ev := h.log.Info()
+		if c.state == StateFailed {
+			ev = h.log.Warn()
+		}
+		ev = ev.Str("request", req.ID).Str("instance", req.InstanceID).Str("node", req.NodeID).
+			Str("from", string(req.State)).Str("state", string(c.state))
+		for _, k := range []string{"job_id", "polls", "completion_path", "snapshot_id", "count", "error", "leader"} {
+			if v, ok := c.set[k]; ok && v != "" {
+				ev = ev.Str(k, v)
+			}
+		}
+		ev.Msg(c.detail)
+		req.State = c.state
+	}
+	return true, nil
+}
+
+// enqueue adds a follow-up task; a task id that exists already means a
+// previous run of this step enqueued it, which is success.
+func (h *Handlers) enqueue(ctx context.Context, t *asynq.Task, id string, delay time.Duration) error {
+	opts := []asynq.Option{asynq.TaskID(id), asynq.Queue(h.cfg.Queues.Followup),
+		asynq.MaxRetry(h.cfg.MaxRetry), asynq.Retention(h.cfg.TaskRetention), asynq.Timeout(5 * time.Minute)}
+	if delay > 0 {
+		opts = append(opts, asynq.ProcessIn(delay))
+	}
+	_, err := h.q.EnqueueContext(ctx, t, opts...)
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil
+	}
+	return err
+}
+
+func (h *Handlers) enqueuePoll(ctx context.Context, req *Request, n int) error {
+	return h.enqueue(ctx, newTask(TypePoll, Payload{RequestID: req.ID, Poll: n}), pollTaskID(req.ID, n), h.cfg.Poll.Delay(n))
+}
+
+// ProcessScan starts the DCS scan of a request's node, or attaches the request
+// to a scan already running for that node.
+func (h *Handlers) ProcessScan(ctx context.Context, t *asynq.Task) error {
+	_, req, ok, err := h.load(ctx, t)
+	if !ok {
+		return err
+	}
+	leader, err := h.reqs.acquire(ctx, req.InstanceID, req.NodeID, req.ID, h.cfg.Deadline+lockMargin)
+	if err != nil {
+		return err
+	}
+	if leader != req.ID {
+		if _, err := h.transition(ctx, req, change{state: StateAttached, set: map[string]string{"leader": leader},
+			detail: "attached to the scan of request " + leader}); err != nil {
+			return err
+		}
+		return h.enqueuePoll(ctx, req, 1)
+	}
+	switch {
+	case req.JobID != "":
+		// A re-run after the job id was persisted: make sure polling goes on.
+		return h.enqueuePoll(ctx, req, req.Polls+1)
+	case !req.ScanAt.IsZero():
+		// A re-run after ScanClients was called but before its job id was
+		// stored (crash or lost response): the scan may be running. Never
+		// start a second one; watch the session list's time instead.
+		if _, err := h.transition(ctx, req, change{state: StatePolling,
+			set:    map[string]string{"completion_path": PathListTime, "leader": req.ID},
+			detail: "scan outcome unknown after an interrupted call; watching the session list time"}); err != nil {
+			return err
+		}
+		return h.enqueuePoll(ctx, req, req.Polls+1)
+	}
+	scanAt := h.now().UTC()
+	if _, err := h.transition(ctx, req, change{state: StateScanning,
+		set: map[string]string{"scan_at": ms(scanAt), "leader": req.ID}, detail: "calling ScanClients"}); err != nil {
+		return err
+	}
+	jobID, err := h.dcs.ScanClients(ctx, req.InstanceID, req.NodeID, req.CleanCache)
+	if err != nil {
+		var ae *dcsapi.APIError
+		if errors.As(err, &ae) || dcsapi.IsThrottled(err) {
+			// DCS answered (or we never sent): no scan started, so a retry may scan.
+			if _, uerr := h.reqs.apply(ctx, req.ID, change{set: map[string]string{"scan_at": ""}}); uerr != nil {
+				return uerr
+			}
+		}
+		return h.fail(ctx, req, "ScanClients", err)
+	}
+	h.obs.ScanStarted(req)
+	n, err := h.reqs.apply(ctx, req.ID, change{state: StatePolling, requireNoJob: true,
+		set: map[string]string{"job_id": jobID, "completion_path": PathShowJob}, detail: "DCS job " + jobID})
+	if err != nil {
+		return err
+	}
+	if n == applied {
+		h.log.Info().Str("request", req.ID).Str("instance", req.InstanceID).Str("node", req.NodeID).
+			Str("from", string(StateScanning)).Str("state", string(StatePolling)).Str("job_id", jobID).Msg("scan started")
+	}
+	return h.enqueuePoll(ctx, req, 1)
+}
+
+// ProcessPoll checks whether the DCS job of a request completed.
+func (h *Handlers) ProcessPoll(ctx context.Context, t *asynq.Task) error {
+	p, req, ok, err := h.load(ctx, t)
+	if !ok {
+		return err
+	}
+	n, err := h.reqs.apply(ctx, req.ID, change{minPoll: p.Poll, set: map[string]string{"polls": strconv.Itoa(p.Poll)}})
+	if err != nil {
+		return err
+	}
+	if n != applied {
+		return nil // a newer poll ran already (stale duplicate), or the request ended
+	}
+	req.Polls = p.Poll
+	h.obs.PollDone(req)
+	if req.Leader != "" && req.Leader != req.ID {
+		return h.follow(ctx, req)
+	}
+	if h.now().Sub(req.ScanAt) > h.cfg.Deadline {
+		return h.finishFailed(ctx, req, fmt.Errorf("job did not finish within %v", h.cfg.Deadline), "deadline")
+	}
+	if req.CompletionPath != PathListTime {
+		job, err := h.dcs.ShowJobInfo(ctx, req.JobID)
+		switch {
+		case dcsapi.IsJobNotFound(err):
+			if _, err := h.transition(ctx, req, change{state: StatePolling,
+				set:    map[string]string{"completion_path": PathListTime},
+				detail: "/jobs does not know job " + req.JobID + "; watching the session list time"}); err != nil {
+				return err
+			}
+			req.CompletionPath = PathListTime
+		case err != nil:
+			return h.fail(ctx, req, "ShowJobInfo", err)
+		case job.Status == dcsapi.JobSuccess:
+			return h.toFetch(ctx, req, map[string]string{"job_status": string(job.Status),
+				"job_begin": ms(job.BeginTime), "job_end": ms(job.EndTime)}, "DCS job succeeded")
+		case job.Status == dcsapi.JobFail:
+			reason := job.FailReason
+			if reason == "" {
+				reason = "no fail_reason given"
+			}
+			req.JobStatus = string(job.Status)
+			_, _ = h.reqs.apply(ctx, req.ID, change{set: map[string]string{"job_status": string(job.Status),
+				"job_begin": ms(job.BeginTime), "job_end": ms(job.EndTime)}})
+			return h.finishFailed(ctx, req, fmt.Errorf("DCS job %s failed: %s", req.JobID, reason), "job_failed")
+		default:
+			if _, err := h.reqs.apply(ctx, req.ID, change{set: map[string]string{"job_status": string(job.Status)}}); err != nil {
+				return err
+			}
+			return h.enqueuePoll(ctx, req, p.Poll+1)
+		}
+	}
+	return h.pollListTime(ctx, req)
+}
+
+// pollListTime decides completion from ListClients' time: the session list is
+// complete once its time is at or after the scan request (to the second, the
+// coarsest resolution the time may have).
+func (h *Handlers) pollListTime(ctx context.Context, req *Request) error {
+	l, err := h.dcs.ListClients(ctx, req.InstanceID, req.NodeID, dcsapi.ListClientsOptions{Limit: 1})
+	if err != nil {
+		var ae *dcsapi.APIError
+		if errors.As(err, &ae) && ae.Status >= 500 {
+			// DCS answers 500 until a list exists: not ready yet.
+			_, _ = h.reqs.apply(ctx, req.ID, change{set: map[string]string{"last_error": err.Error()}})
+			return h.enqueuePoll(ctx, req, req.Polls+1)
+		}
+		return h.fail(ctx, req, "ListClients", err)
+	}
+	complete := false
+	if !l.Time.Time.IsZero() {
+		complete = !l.Time.Time.Before(req.ScanAt.Truncate(time.Second))
+	} else if req.ListTimeRaw == "" {
+		// An unparseable time: remember the first one seen, complete on change.
+		if _, err := h.reqs.apply(ctx, req.ID, change{set: map[string]string{"list_time_raw": l.Time.Raw}}); err != nil {
+			return err
+		}
+	} else {
+		complete = l.Time.Raw != req.ListTimeRaw
+	}
+	if complete {
+		return h.toFetch(ctx, req, map[string]string{"job_status": string(dcsapi.JobSuccess)},
+			"session list time "+l.Time.Raw+" is past the scan request")
+	}
+	return h.enqueuePoll(ctx, req, req.Polls+1)
+}
+
+func (h *Handlers) toFetch(ctx context.Context, req *Request, set map[string]string, detail string) error {
+	if _, err := h.transition(ctx, req, change{state: StateFetching, set: set, detail: detail}); err != nil {
+		return err
+	}
+	return h.enqueue(ctx, newTask(TypeFetch, Payload{RequestID: req.ID}), fetchTaskID(req.ID), 0)
+}
+
+// follow checks the leader of an attached request and copies its outcome.
+func (h *Handlers) follow(ctx context.Context, req *Request) error {
+	leader, err := h.reqs.Get(ctx, req.Leader)
+	switch {
+	case errors.Is(err, ErrRequestNotFound):
+		return h.finishFailed(ctx, req, fmt.Errorf("the scan this request shared (request %s) is gone", req.Leader), "lost")
+	case err != nil:
+		return err
+	case leader.State.Terminal():
+		return h.adopt(ctx, req, leader)
+	case h.now().Sub(req.RequestedAt) > h.cfg.Deadline+lockMargin:
+		return h.finishFailed(ctx, req, fmt.Errorf("job did not finish within %v (shared with request %s)", h.cfg.Deadline, req.Leader), "deadline")
+	}
+	return h.enqueuePoll(ctx, req, req.Polls+1)
+}
+
+// adopt ends a follower with its leader's outcome.
+func (h *Handlers) adopt(ctx context.Context, req, leader *Request) error {
+	if leader.State == StateDone {
+		_, err := h.transition(ctx, req, change{state: StateDone, terminal: true, set: map[string]string{
+			"snapshot_id": leader.SnapshotID, "count": strconv.Itoa(leader.Count), "job_id": leader.JobID,
+			"job_status": leader.JobStatus, "job_begin": ms(leader.JobBegin), "job_end": ms(leader.JobEnd),
+			"completion_path": leader.CompletionPath, "scan_at": ms(leader.ScanAt)},
+			detail: "result of request " + leader.ID})
+		if err == nil {
+			h.obs.RequestFinished(req, StateDone, "")
+		}
+		return err
+	}
+	if _, err := h.transition(ctx, req, change{state: StateFailed, terminal: true, set: map[string]string{
+		"error": "shared scan (request " + leader.ID + ") failed: " + leader.Error, "error_code": leader.ErrorCode,
+		"error_class": leader.ErrorClass, "job_id": leader.JobID}, detail: "shared scan failed"}); err != nil {
+		return err
+	}
+	h.obs.RequestFinished(req, StateFailed, leader.ErrorClass)
+	return nil
+}
+
+// ProcessFetch reads the whole session list and stores the snapshot.
+func (h *Handlers) ProcessFetch(ctx context.Context, t *asynq.Task) error {
+	_, req, ok, err := h.load(ctx, t)
+	if !ok {
+		return err
+	}
+	list, err := h.dcs.ListAllClients(ctx, req.InstanceID, req.NodeID, dcsapi.ListClientsOptions{})
+	if err != nil {
+		return h.fail(ctx, req, "ListClients", err)
+	}
+	snap := &results.Snapshot{
+		ID: req.ID,
+		Request: results.Request{ID: req.ID, InstanceID: req.InstanceID, NodeID: req.NodeID,
+			CleanCache: req.CleanCache, Origin: req.Origin, RequestedAt: req.RequestedAt},
+		Job: results.Job{ID: req.JobID, Status: req.JobStatus, BeginTime: req.JobBegin, EndTime: req.JobEnd,
+			CompletionPath: req.CompletionPath, Polls: req.Polls},
+		DCSTime: list.Time.Time, DCSTimeRaw: list.Time.Raw, FetchedAt: h.now().UTC(),
+		Count: len(list.Clients), Clients: list.Clients,
+	}
+	if snap.Job.Status == "" {
+		snap.Job.Status = string(dcsapi.JobSuccess)
+	}
+	snap.Summary = results.Summarize(list.Clients, h.cfg.Summary)
+	prev, err := h.store.Previous(ctx, req.InstanceID, req.NodeID, req.ID)
+	switch {
+	case err == nil:
+		d := results.Compare(prev.Clients, list.Clients, h.cfg.DiffMax)
+		d.PreviousID, d.PreviousTime = prev.ID, prev.DCSTime
+		snap.Diff = &d
+	case !errors.Is(err, results.ErrNotFound):
+		return err
+	}
+	if err := h.store.Save(ctx, snap); err != nil {
+		return err
+	}
+	if _, err := h.transition(ctx, req, change{state: StateDone, terminal: true, set: map[string]string{
+		"snapshot_id": snap.ID, "count": strconv.Itoa(snap.Count)}, detail: "snapshot stored"}); err != nil {
+		return err
+	}
+	h.obs.RequestFinished(req, StateDone, "")
+	h.handOver(ctx, req)
+	return nil
+}
+
+// handOver frees the node and ends the requests that waited on this scan
+// (best effort: each follower also polls its leader, so none is lost).
+func (h *Handlers) handOver(ctx context.Context, leader *Request) {
+	waiters, err := h.reqs.release(ctx, leader.InstanceID, leader.NodeID, leader.ID)
+	if err != nil {
+		h.log.Warn().Err(err).Str("request", leader.ID).Msg("could not release the node; its lock expires on its own")
+		return
+	}
+	fresh, err := h.reqs.Get(ctx, leader.ID)
+	if err != nil {
+		return
+	}
+	for _, w := range waiters {
+		if fr, err := h.reqs.Get(ctx, w); err == nil && !fr.State.Terminal() && fr.Leader == leader.ID {
+			_ = h.adopt(ctx, fr, fresh)
+		}
+	}
+}
+
+// fail sorts err: throttling retries after the advised delay without counting
+// a failure; permanent errors end the request now; transient and auth errors
+// are retried with backoff, and end the request on the task's last attempt.
+func (h *Handlers) fail(ctx context.Context, req *Request, op string, err error) error {
+	class := dcsapi.Classify(err)
+	switch class {
+	case dcsapi.ClassThrottled:
+		h.obs.Throttled(op)
+		d, ok := dcsapi.RetryAfter(err)
+		if !ok {
+			d = h.cfg.Backoff.Delay(0)
+		}
+		return &throttledError{Delay: d, Err: err}
+	case dcsapi.ClassPermanent:
+		return h.finishFailed(ctx, req, err, class.String())
+	}
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	if retried >= maxRetry {
+		return h.finishFailed(ctx, req, fmt.Errorf("%s failed %d times, last: %w", op, retried+1, err), class.String())
+	}
+	_, _ = h.reqs.apply(ctx, req.ID, change{set: map[string]string{"last_error": err.Error()}})
+	h.log.Debug().Str("request", req.ID).Str("op", op).Str("class", class.String()).Err(err).Msg("will retry")
+	return err
+}
+
+// finishFailed ends the request as failed (once) and returns an error that
+// makes asynq archive the task with the reason.
+func (h *Handlers) finishFailed(ctx context.Context, req *Request, cause error, class string) error {
+	msg := cause.Error()
+	if _, err := h.transition(ctx, req, change{state: StateFailed, terminal: true, set: map[string]string{
+		"error": msg, "error_code": dcsapi.ErrorCode(cause), "error_class": class}, detail: msg}); err != nil {
+		return err // Redis trouble: the task retries and fails again
+	}
+	h.obs.RequestFinished(req, StateFailed, class)
+	if req.Leader == req.ID || req.Leader == "" {
+		h.handOver(ctx, req)
+	}
+	return fmt.Errorf("%w: %s", asynq.SkipRetry, msg)
+}
+
+// ProcessDiscover expands an all-nodes request into one request per node.
+func (h *Handlers) ProcessDiscover(ctx context.Context, t *asynq.Task) error {
+	_, req, ok, err := h.load(ctx, t)
+	if !ok {
+		return err
+	}
+	if _, err := h.transition(ctx, req, change{state: StateDiscovering, detail: "listing nodes"}); err != nil {
+		return err
+	}
+	nodes, err := h.dcs.ScanTargets(ctx, req.InstanceID)
+	if err != nil {
+		return h.fail(ctx, req, "ListLogicalNodes", err)
+	}
+	if len(nodes) == 0 {
+		return h.finishFailed(ctx, req, fmt.Errorf("instance %s has no active node to scan", req.InstanceID), "permanent")
+	}
+	children := make([]string, 0, len(nodes))
+	for _, n := range nodes {
+		child := &Request{ID: req.ID + "_" + n.NodeID, InstanceID: req.InstanceID, NodeID: n.NodeID,
+			CleanCache: req.CleanCache, Origin: req.Origin, RequestedAt: req.RequestedAt, Parent: req.ID}
+		if _, err := h.reqs.Create(ctx, child); err != nil {
+			return err
+		}
+		if err := h.submitTask(ctx, child); err != nil {
+			return err
+		}
+		children = append(children, child.ID)
+	}
+	_, err = h.transition(ctx, req, change{state: StateDispatched, terminal: false,
+		set:    map[string]string{"children": strings.Join(children, ",")},
+		detail: fmt.Sprintf("%d node requests submitted", len(children))})
+	return err
+}
+
+func (h *Handlers) submitTask(ctx context.Context, r *Request) error {
+	return submitTask(ctx, h.q, h.cfg, r)
+}
