@@ -1,0 +1,238 @@
+// Package worker wires the product together: Redis, the DCS client and its
+// shared API budget, the asynq server running the pipeline of package tasks,
+// result storage, and the HTTP server (/healthz, /readyz). cmd/worker only
+// parses configuration and calls Run; tests run the whole worker in-process.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/mattn/go-isatty"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/dcsjobs/dcsjobs/budget"
+	"github.com/dcsjobs/dcsjobs/config"
+	"github.com/dcsjobs/dcsjobs/dcsapi"
+	"github.com/dcsjobs/dcsjobs/redisurl"
+	"github.com/dcsjobs/dcsjobs/results"
+	"github.com/dcsjobs/dcsjobs/tasks"
+)
+
+// NewLogger returns the process logger: JSON, or human-readable when format
+// is "console" or "auto" on a terminal.
+func NewLogger(w io.Writer, format, level string) zerolog.Logger {
+	if format == "console" || (format == "auto" && isTerminal(w)) {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+	}
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		lvl = zerolog.InfoLevel
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+}
+
+// PipelineConfig derives the pipeline settings from the worker config.
+func PipelineConfig(c *config.Config) tasks.Config {
+	return tasks.Config{
+		Poll:          tasks.PollSchedule{First: c.PollFirst, Factor: c.PollFactor, Max: c.PollMax},
+		Deadline:      c.Deadline,
+		MaxRetry:      c.MaxRetry,
+		TaskRetention: 10 * time.Minute,
+		Summary:       results.SummaryOptions{IdleThreshold: c.IdleThreshold},
+	}
+}
+
+// Options are what Run needs beyond the config; zero values are fine.
+type Options struct {
+	// Redis, when set, is used instead of dialing cfg.RedisURL (the demo's
+	// embedded Redis). Run does not close it.
+	Redis redis.UniversalClient
+	// Ready is called with the HTTP server's address once the worker runs.
+	Ready func(httpAddr string)
+	// HTTPClient for DCS calls (tests); default a tuned shared client.
+	HTTPClient *http.Client
+}
+
+// Worker is a running worker.
+type Worker struct {
+	cfg      *config.Config
+	log      zerolog.Logger
+	rdb      redis.UniversalClient
+	dcs      *dcsapi.Client
+	reqs     *tasks.Requests
+	store    *results.Store
+	client   *asynq.Client
+	server   *asynq.Server
+	submit   *tasks.Submitter
+	http     *http.Server
+	httpAddr string
+	healthy  atomic.Bool
+	ownRedis bool
+}
+
+// Run starts a worker and blocks until ctx is done, then shuts down gracefully.
+func Run(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Options) error {
+	w, err := Start(ctx, cfg, log, opts)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return w.Shutdown()
+}
+
+// Start builds and starts a worker.
+func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Options) (*Worker, error) {
+	w := &Worker{cfg: cfg, log: log, rdb: opts.Redis, ownRedis: opts.Redis == nil}
+	ownRedis := w.ownRedis
+	if ownRedis {
+		p, err := redisurl.Parse(cfg.RedisURL.Reveal())
+		if err != nil {
+			return nil, fmt.Errorf("config REDIS_URL: %w", err)
+		}
+		w.rdb = p.NewClient()
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := w.rdb.Ping(pingCtx).Err()
+	cancel()
+	if err != nil {
+		if ownRedis {
+			_ = w.rdb.Close()
+		}
+		return nil, fmt.Errorf("redis %s: %w", redisurl.Redact(cfg.RedisURL.Reveal()), err)
+	}
+	dcsCfg := dcsapi.Config{Endpoint: cfg.DCSEndpoint, Region: cfg.DCSRegion, ProjectID: cfg.ProjectID,
+		Auth: cfg.Auth(), Timeout: cfg.DCSTimeout, HTTPClient: opts.HTTPClient}
+	if cfg.APIBudget.N > 0 {
+		b := budget.New(w.rdb, cfg.KeyPrefix, cfg.ProjectID, cfg.RegionKey(), cfg.APIBudget, cfg.APIBurst, time.Second)
+		dcsCfg.Wait = b.Wait
+	}
+	if w.dcs, err = dcsapi.New(dcsCfg); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	pc := PipelineConfig(cfg)
+	w.reqs = tasks.NewRequests(w.rdb, cfg.KeyPrefix, cfg.Retention)
+	w.store = results.NewStore(w.rdb, results.StoreOptions{Prefix: cfg.KeyPrefix, Retention: cfg.Retention, HistoryMax: cfg.HistoryMax})
+	w.client = asynq.NewClientFromRedisClient(w.rdb)
+	w.submit = tasks.NewSubmitter(w.client, w.reqs, pc)
+	handlers := tasks.NewHandlers(tasks.Deps{DCS: w.dcs, Enqueuer: w.client, Requests: w.reqs, Store: w.store,
+		Log: log}, pc)
+	mux := asynq.NewServeMux()
+	handlers.Register(mux)
+	w.server = asynq.NewServerFromRedisClient(w.rdb, asynq.Config{
+		Concurrency:              cfg.Concurrency,
+		Queues:                   pc.Queues.Priorities(cfg.Weights.Followup, cfg.Weights.Trigger, cfg.Weights.Default, cfg.Weights.Schedule),
+		IsFailure:                tasks.IsFailure,
+		RetryDelayFunc:           tasks.RetryDelayFunc(pc.Backoff),
+		TaskCheckInterval:        100 * time.Millisecond,
+		DelayedTaskCheckInterval: time.Second,
+		ShutdownTimeout:          10 * time.Second,
+		Logger:                   asynqLogger{log.With().Str("component", "asynq").Logger()},
+		LogLevel:                 asynq.WarnLevel,
+		HealthCheckFunc: func(err error) {
+			w.healthy.Store(err == nil)
+			if err != nil {
+				log.Warn().Err(err).Msg("queue health check failed")
+			}
+		},
+		HealthCheckInterval: 5 * time.Second,
+	})
+	if err := w.server.Start(mux); err != nil {
+		return nil, fmt.Errorf("start queue server: %w", err)
+	}
+	w.healthy.Store(true)
+	if err := w.startHTTP(); err != nil {
+		w.server.Shutdown()
+		return nil, err
+	}
+	log.Info().Str("redis", redisurl.Redact(cfg.RedisURL.Reveal())).Str("dcs", w.dcs.Endpoint()).
+		Str("http", w.httpAddr).Int("concurrency", cfg.Concurrency).Str("api_budget", cfg.APIBudget.String()).
+		Msg("worker started")
+	if opts.Ready != nil {
+		opts.Ready(w.httpAddr)
+	}
+	return w, nil
+}
+
+func (w *Worker) startHTTP() error {
+	if w.cfg.HTTPAddr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", w.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("config HTTP_ADDR %q: %w", w.cfg.HTTPAddr, err)
+	}
+	w.httpAddr = ln.Addr().String()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(rw, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := w.rdb.Ping(ctx).Err(); err != nil || !w.healthy.Load() {
+			http.Error(rw, "not ready: redis unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(rw, "ready\n")
+	})
+	w.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := w.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			w.log.Error().Err(err).Msg("http server stopped")
+		}
+	}()
+	return nil
+}
+
+// Submitter submits requests through this worker's Redis.
+func (w *Worker) Submitter() *tasks.Submitter { return w.submit }
+
+// Requests is the request store.
+func (w *Worker) Requests() *tasks.Requests { return w.reqs }
+
+// Store is the result store.
+func (w *Worker) Store() *results.Store { return w.store }
+
+// HTTPAddr is the address the HTTP server listens on ("" when disabled).
+func (w *Worker) HTTPAddr() string { return w.httpAddr }
+
+// Shutdown stops taking tasks, waits for running ones (up to asynq's
+// ShutdownTimeout, after which they are re-queued), and closes everything.
+func (w *Worker) Shutdown() error {
+	w.log.Info().Msg("shutting down")
+	w.server.Shutdown()
+	if w.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = w.http.Shutdown(ctx)
+		cancel()
+	}
+	if w.ownRedis {
+		_ = w.rdb.Close()
+	}
+	w.log.Info().Msg("stopped")
+	return nil
+}
+
+// asynqLogger adapts zerolog to asynq.Logger.
+type asynqLogger struct{ l zerolog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug().Msg(fmt.Sprint(args...)) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info().Msg(fmt.Sprint(args...)) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn().Msg(fmt.Sprint(args...)) }
+func (a asynqLogger) Error(args ...any) { a.l.Error().Msg(fmt.Sprint(args...)) }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error().Msg(fmt.Sprint(args...)) } // asynq never calls it; never exit from a library
