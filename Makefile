@@ -21,9 +21,10 @@ check: ## gofmt and go vet
 	$(GO) vet $(PKGS)
 
 .PHONY: fuzz
-fuzz: ## Run each response-decoder fuzz target for FUZZTIME (default 20s)
-	@for t in $$($(GO) test -list '^Fuzz' ./dcsapi | grep ^Fuzz); do \
-	  echo "== $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./dcsapi || exit 1; done
+fuzz: ## Run every fuzz target (response decoders, snapshot codec) for FUZZTIME each (default 20s)
+	@for p in ./dcsapi ./results; do \
+	  for t in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
+	    echo "== $$p $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p || exit 1; done; done
 
 .PHONY: bench
 bench: ## Run the benchmarks

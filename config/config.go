@@ -40,6 +40,7 @@ type Config struct {
 	Concurrency   int
 	Weights       Weights
 	PollFirst     time.Duration
+	PollNext      time.Duration
 	PollFactor    float64
 	PollMax       time.Duration
 	Deadline      time.Duration
@@ -168,7 +169,8 @@ var settings = []setting{
 		c.Weights = w
 		return err
 	}},
-	{"poll-first", "POLL_FIRST", "2s", "wait before the first job poll", dur(func(c *Config) *time.Duration { return &c.PollFirst }, time.Second)},
+	{"poll-first", "POLL_FIRST", "0s", "wait between the scan and the first job poll (0: at once)", dur(func(c *Config) *time.Duration { return &c.PollFirst }, 0)},
+	{"poll-next", "POLL_NEXT", "1s", "wait before the second poll; later waits grow by -poll-factor", dur(func(c *Config) *time.Duration { return &c.PollNext }, time.Second)},
 	{"poll-factor", "POLL_FACTOR", "1.5", "each poll wait is the previous times this factor", func(c *Config, v string) error {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil || f < 1 || f > 10 {
@@ -270,8 +272,8 @@ func (c *Config) Validate() error {
 	if c.KeyPrefix == "" || strings.ContainsAny(c.KeyPrefix, "{} \t\n") {
 		return fmt.Errorf("config KEY_PREFIX %q: must be non-empty without braces or spaces", c.KeyPrefix)
 	}
-	if c.PollMax < c.PollFirst {
-		return fmt.Errorf("config POLL_MAX %v is shorter than POLL_FIRST %v", c.PollMax, c.PollFirst)
+	if c.PollMax < c.PollNext || c.PollMax < c.PollFirst {
+		return fmt.Errorf("config POLL_MAX %v is shorter than POLL_FIRST %v or POLL_NEXT %v", c.PollMax, c.PollFirst, c.PollNext)
 	}
 	if c.Demo {
 		return nil // the demo brings its own DCS and Redis

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"os"
 	"errors"
 	"flag"
 	"fmt"
@@ -68,7 +69,7 @@ func TestLoadErrorsNameTheField(t *testing.T) {
 		{nil, with("DCS_AUTH_TOKEN", "t"), "more than one"},
 		{nil, with("HUAWEICLOUD_SDK_AK", "", "HUAWEICLOUD_SDK_SK", ""), "credentials: set"},
 		{nil, with("DCS_IAM_USER", "u"), "give all three"},
-		{nil, with("POLL_FIRST", "20s", "POLL_MAX", "10s"), "POLL_MAX 10s is shorter"},
+		{nil, with("POLL_NEXT", "20s", "POLL_MAX", "10s"), "POLL_MAX 10s is shorter"},
 		{nil, with("KEY_PREFIX", "a{b}"), "KEY_PREFIX"},
 		{nil, with("LOG_LEVEL", "loud"), "$LOG_LEVEL"},
 		{[]string{"extra"}, with(), `unexpected argument "extra"`},
@@ -102,5 +103,19 @@ func TestDemoNeedsNoCredentials(t *testing.T) {
 	t.Parallel()
 	if _, err := Load([]string{"-demo"}, env(nil), &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The README's configuration table documents every variable.
+func TestREADMEDocumentsEverySetting(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range settings {
+		if !strings.Contains(string(b), "`"+s.env+"`") || !strings.Contains(string(b), "-"+s.flag) {
+			t.Errorf("README.md does not document -%s / $%s", s.flag, s.env)
+		}
 	}
 }

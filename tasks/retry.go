@@ -74,17 +74,23 @@ func RetryDelayFunc(b Backoff) asynq.RetryDelayFunc {
 	}
 }
 
-// PollSchedule is when follow-up polls run: First after the scan, then each
-// delay Factor times the previous, up to Max.
+// PollSchedule is when follow-up polls run: the first check First after the
+// scan (default 0: at once, so a fast job is seen without delay), the second
+// Next later (default 1s), and each later wait Factor times the previous
+// (default 1.5), up to Max (default 30s). asynq schedules in whole seconds.
 type PollSchedule struct {
-	First  time.Duration // default 2s
-	Factor float64       // default 1.5
-	Max    time.Duration // default 30s
+	First  time.Duration
+	Next   time.Duration
+	Factor float64
+	Max    time.Duration
 }
 
 func (s PollSchedule) withDefaults() PollSchedule {
-	if s.First <= 0 {
-		s.First = 2 * time.Second
+	if s.First < 0 {
+		s.First = 0
+	}
+	if s.Next <= 0 {
+		s.Next = time.Second
 	}
 	if s.Factor < 1 {
 		s.Factor = 1.5
@@ -92,8 +98,8 @@ func (s PollSchedule) withDefaults() PollSchedule {
 	if s.Max <= 0 {
 		s.Max = 30 * time.Second
 	}
-	if s.Max < s.First {
-		s.Max = s.First
+	if s.Max < s.Next {
+		s.Max = s.Next
 	}
 	return s
 }
@@ -101,8 +107,11 @@ func (s PollSchedule) withDefaults() PollSchedule {
 // Delay returns the wait before poll n (1-based).
 func (s PollSchedule) Delay(n int) time.Duration {
 	s = s.withDefaults()
-	d := float64(s.First)
-	for i := 1; i < n && d < float64(s.Max); i++ {
+	if n <= 1 {
+		return min(s.First, s.Max)
+	}
+	d := float64(s.Next)
+	for i := 2; i < n && d < float64(s.Max); i++ {
 		d *= s.Factor
 	}
 	return min(time.Duration(d), s.Max)

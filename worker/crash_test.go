@@ -57,7 +57,7 @@ func (e *env) startProcess() *proc {
 	cmd.Env = append(os.Environ(),
 		"REDIS_URL="+e.redis.URL(), "DCS_ENDPOINT="+e.simURL,
 		"HUAWEICLOUD_SDK_PROJECT_ID="+dcssim.DefaultProjectID, "HUAWEICLOUD_SDK_AK="+dcssim.DefaultAK,
-		"HUAWEICLOUD_SDK_SK="+dcssim.DefaultSK, "HTTP_ADDR=127.0.0.1:0", "POLL_FIRST=1s", "POLL_MAX=2s",
+		"HUAWEICLOUD_SDK_SK="+dcssim.DefaultSK, "HTTP_ADDR=127.0.0.1:0", "POLL_FIRST=0s", "POLL_NEXT=1s", "POLL_MAX=2s",
 		"POLL_FACTOR=1.2", "JOB_DEADLINE=5m", "DCS_TIMEOUT=30s", "DCS_API_BUDGET=200/s")
 	p := &proc{cmd: cmd, out: &bytes.Buffer{}}
 	cmd.Stdout, cmd.Stderr = p.out, p.out

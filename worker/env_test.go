@@ -35,7 +35,7 @@ func testConfig(redisURL, simURL string) *config.Config {
 		ProjectID: dcssim.DefaultProjectID, AccessKey: dcssim.DefaultAK, SecretKey: dcsapi.Secret(dcssim.DefaultSK),
 		DCSTimeout: 10 * time.Second, HTTPAddr: "127.0.0.1:0", Concurrency: 10,
 		Weights:   config.Weights{Followup: 6, Trigger: 4, Default: 3, Schedule: 1},
-		PollFirst: time.Second, PollFactor: 1.2, PollMax: 2 * time.Second, Deadline: 2 * time.Minute,
+		PollFirst: 0, PollNext: time.Second, PollFactor: 1.2, PollMax: 2 * time.Second, Deadline: 2 * time.Minute,
 		MaxRetry: 8, Retention: time.Hour, HistoryMax: 50, IdleThreshold: 10 * time.Minute,
 		APIBudget: budget.Rate{N: 200, Period: time.Second}, LogLevel: "warn", LogFormat: "console",
 	}

@@ -49,7 +49,7 @@ func isTerminal(w io.Writer) bool {
 // PipelineConfig derives the pipeline settings from the worker config.
 func PipelineConfig(c *config.Config) tasks.Config {
 	return tasks.Config{
-		Poll:          tasks.PollSchedule{First: c.PollFirst, Factor: c.PollFactor, Max: c.PollMax},
+		Poll:          tasks.PollSchedule{First: c.PollFirst, Next: c.PollNext, Factor: c.PollFactor, Max: c.PollMax},
 		Deadline:      c.Deadline,
 		MaxRetry:      c.MaxRetry,
 		TaskRetention: 10 * time.Minute,
