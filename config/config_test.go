@@ -2,10 +2,10 @@ package config
 
 import (
 	"bytes"
-	"os"
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
