@@ -1,4 +1,4 @@
-package worker
+package worker_test
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dcsjobs/dcsjobs/dcssim"
+	"github.com/dcsjobs/dcsjobs/internal/testenv"
 	"github.com/dcsjobs/dcsjobs/results"
 	"github.com/dcsjobs/dcsjobs/tasks"
 )
@@ -51,24 +52,24 @@ type proc struct {
 	out *bytes.Buffer
 }
 
-func (e *env) startProcess() *proc {
-	e.t.Helper()
-	cmd := exec.Command(buildWorker(e.t), "-log-format", "json", "-log-level", "info")
+func startProcess(e *testenv.Env) *proc {
+	e.T.Helper()
+	cmd := exec.Command(buildWorker(e.T), "-log-format", "json", "-log-level", "info")
 	cmd.Env = append(os.Environ(),
-		"REDIS_URL="+e.redis.URL(), "DCS_ENDPOINT="+e.simURL,
+		"REDIS_URL="+e.Redis.URL(), "DCS_ENDPOINT="+e.SimURL,
 		"HUAWEICLOUD_SDK_PROJECT_ID="+dcssim.DefaultProjectID, "HUAWEICLOUD_SDK_AK="+dcssim.DefaultAK,
 		"HUAWEICLOUD_SDK_SK="+dcssim.DefaultSK, "HTTP_ADDR=127.0.0.1:0", "POLL_FIRST=0s", "POLL_NEXT=1s", "POLL_MAX=2s",
 		"POLL_FACTOR=1.2", "JOB_DEADLINE=5m", "DCS_TIMEOUT=30s", "DCS_API_BUDGET=200/s")
 	p := &proc{cmd: cmd, out: &bytes.Buffer{}}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
-	e.t.Cleanup(func() {
+	e.T.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		if e.t.Failed() {
-			e.t.Logf("worker pid %d output:\n%s", cmd.Process.Pid, p.out.String())
+		if e.T.Failed() {
+			e.T.Logf("worker pid %d output:\n%s", cmd.Process.Pid, p.out.String())
 		}
 	})
 	return p
@@ -94,27 +95,27 @@ func until(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-func (e *env) state(id string) *tasks.Request {
-	r, err := e.reqs.Get(context.Background(), id)
+func state(e *testenv.Env, id string) *tasks.Request {
+	r, err := e.Reqs.Get(context.Background(), id)
 	if err != nil {
 		return &tasks.Request{}
 	}
 	return r
 }
 
-func (e *env) requireOneResult(id string) {
-	e.t.Helper()
-	st := e.wait(id, 4*time.Minute)
+func requireOneResult(e *testenv.Env, id string) {
+	e.T.Helper()
+	st := e.Wait(id, 4*time.Minute)
 	if st.State() != tasks.StateDone {
-		e.t.Fatalf("request %s after the crash: %+v", id, st.Request)
+		e.T.Fatalf("request %s after the crash: %+v", id, st.Request)
 	}
-	if n := e.scans(dcssim.SingleInstanceID, dcssim.SingleNodeID); n != 1 {
-		e.t.Errorf("%d DCS scans for one request across a crash, want 1", n)
+	if n := e.Scans(dcssim.SingleInstanceID, dcssim.SingleNodeID); n != 1 {
+		e.T.Errorf("%d DCS scans for one request across a crash, want 1", n)
 	}
-	store := results.NewStore(e.redis.Client(), results.StoreOptions{Prefix: e.cfg.KeyPrefix})
+	store := results.NewStore(e.Redis.Client(), results.StoreOptions{Prefix: e.Cfg.KeyPrefix})
 	h, err := store.History(context.Background(), dcssim.SingleInstanceID, dcssim.SingleNodeID, 10)
 	if err != nil || len(h) != 1 || h[0].ID != id {
-		e.t.Errorf("history after the crash: %d entries (%v), want exactly the one result", len(h), err)
+		e.T.Errorf("history after the crash: %d entries (%v), want exactly the one result", len(h), err)
 	}
 }
 
@@ -125,19 +126,19 @@ func TestCrashMidScan(t *testing.T) {
 	t.Parallel()
 	// ScanClients hangs for 4s: the worker is killed while the call is in
 	// flight; the simulator still starts the scan (the response is lost).
-	e := newEnv(t, dcssim.Config{JobDuration: 2 * time.Second,
+	e := testenv.New(t, dcssim.Config{JobDuration: 2 * time.Second,
 		Faults: dcssim.Faults{Ops: []string{dcssim.OpScanClients}, Latency: dcssim.Duration(4 * time.Second)}})
-	a := e.startProcess()
-	id := e.submit(single()).ID
-	until(t, 30*time.Second, "the scan call", func() bool { return e.state(id).State == tasks.StateScanning })
+	a := startProcess(e)
+	id := e.Submit(testenv.Single()).ID
+	until(t, 30*time.Second, "the scan call", func() bool { return state(e, id).State == tasks.StateScanning })
 	time.Sleep(time.Second)
 	a.kill(t)
-	if err := e.sim.SetFaults(dcssim.Faults{}); err != nil {
+	if err := e.Sim.SetFaults(dcssim.Faults{}); err != nil {
 		t.Fatal(err)
 	}
-	e.startProcess()
-	e.requireOneResult(id)
-	st, _ := e.reqs.Status(context.Background(), id)
+	startProcess(e)
+	requireOneResult(e, id)
+	st, _ := e.Reqs.Status(context.Background(), id)
 	if st.Request.CompletionPath != tasks.PathListTime {
 		t.Errorf("completion path %q: the re-run should have watched the list time, not scanned again", st.Request.CompletionPath)
 	}
@@ -149,19 +150,19 @@ func TestCrashMidPoll(t *testing.T) {
 	}
 	t.Parallel()
 	// Every ShowJobInfo takes 3s: the worker is killed inside a poll.
-	e := newEnv(t, dcssim.Config{JobDuration: 8 * time.Second,
+	e := testenv.New(t, dcssim.Config{JobDuration: 8 * time.Second,
 		Faults: dcssim.Faults{Ops: []string{dcssim.OpShowJobInfo}, Latency: dcssim.Duration(3 * time.Second)}})
-	a := e.startProcess()
-	id := e.submit(single()).ID
-	until(t, 30*time.Second, "the second poll", func() bool { return e.state(id).Polls >= 2 })
+	a := startProcess(e)
+	id := e.Submit(testenv.Single()).ID
+	until(t, 30*time.Second, "the second poll", func() bool { return state(e, id).Polls >= 2 })
 	time.Sleep(time.Second)
 	a.kill(t)
-	if n := e.sim.Stats().Calls[dcssim.OpListClients]; n != 0 {
+	if n := e.Sim.Stats().Calls[dcssim.OpListClients]; n != 0 {
 		t.Fatalf("killed too late: %d ListClients calls", n)
 	}
-	e.startProcess()
-	e.requireOneResult(id)
-	st, _ := e.reqs.Status(context.Background(), id)
+	startProcess(e)
+	requireOneResult(e, id)
+	st, _ := e.Reqs.Status(context.Background(), id)
 	if st.Request.CompletionPath != tasks.PathShowJob || st.Request.JobID == "" {
 		t.Errorf("request %+v", st.Request)
 	}
@@ -172,16 +173,16 @@ func TestCrashMidFetch(t *testing.T) {
 		t.Skip("waits for asynq's lease recovery (about a minute)")
 	}
 	t.Parallel()
-	e := newEnv(t, dcssim.Config{JobDuration: time.Second,
+	e := testenv.New(t, dcssim.Config{JobDuration: time.Second,
 		Faults: dcssim.Faults{Ops: []string{dcssim.OpListClients}, Latency: dcssim.Duration(3 * time.Second)}})
-	a := e.startProcess()
-	id := e.submit(single()).ID
-	until(t, 30*time.Second, "the fetch", func() bool { return e.state(id).State == tasks.StateFetching })
+	a := startProcess(e)
+	id := e.Submit(testenv.Single()).ID
+	until(t, 30*time.Second, "the fetch", func() bool { return state(e, id).State == tasks.StateFetching })
 	time.Sleep(time.Second)
 	a.kill(t)
-	if err := e.sim.SetFaults(dcssim.Faults{}); err != nil {
+	if err := e.Sim.SetFaults(dcssim.Faults{}); err != nil {
 		t.Fatal(err)
 	}
-	e.startProcess()
-	e.requireOneResult(id)
+	startProcess(e)
+	requireOneResult(e, id)
 }

@@ -1,4 +1,4 @@
-package worker
+package worker_test
 
 import (
 	"context"
@@ -12,15 +12,16 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/dcsjobs/dcsjobs/dcssim"
+	"github.com/dcsjobs/dcsjobs/internal/testenv"
 	"github.com/dcsjobs/dcsjobs/results"
 	"github.com/dcsjobs/dcsjobs/tasks"
 )
 
 func TestPipelineSuccessStoresSnapshotAndDiff(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, dcssim.Config{})
-	w, _ := e.startWorker()
-	first := e.wait(e.submit(single()).ID, time.Minute)
+	e := testenv.New(t, dcssim.Config{})
+	w, _ := e.StartWorker()
+	first := e.Wait(e.Submit(testenv.Single()).ID, time.Minute)
 	if first.State() != tasks.StateDone {
 		t.Fatalf("first request: %+v", first.Request)
 	}
@@ -51,7 +52,7 @@ func TestPipelineSuccessStoresSnapshotAndDiff(t *testing.T) {
 			t.Errorf("snapshot JSON lacks %s", f)
 		}
 	}
-	second := e.wait(e.submit(single()).ID, time.Minute)
+	second := e.Wait(e.Submit(testenv.Single()).ID, time.Minute)
 	snap2, err := w.Store().Latest(context.Background(), dcssim.SingleInstanceID, dcssim.SingleNodeID)
 	if err != nil || snap2.ID != second.Request.ID {
 		t.Fatalf("latest %v, %v", snap2, err)
@@ -60,16 +61,16 @@ func TestPipelineSuccessStoresSnapshotAndDiff(t *testing.T) {
 		t.Errorf("diff against the previous snapshot: %+v", snap2.Diff)
 	}
 	h, _ := w.Store().History(context.Background(), dcssim.SingleInstanceID, dcssim.SingleNodeID, 10)
-	if len(h) != 2 || e.scans(dcssim.SingleInstanceID, dcssim.SingleNodeID) != 2 {
-		t.Errorf("history %d entries, %d scans", len(h), e.scans(dcssim.SingleInstanceID, dcssim.SingleNodeID))
+	if len(h) != 2 || e.Scans(dcssim.SingleInstanceID, dcssim.SingleNodeID) != 2 {
+		t.Errorf("history %d entries, %d scans", len(h), e.Scans(dcssim.SingleInstanceID, dcssim.SingleNodeID))
 	}
 }
 
 func TestSlowJobManyPolls(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, dcssim.Config{JobDuration: 7 * time.Second})
-	e.startWorker()
-	st := e.wait(e.submit(single()).ID, time.Minute)
+	e := testenv.New(t, dcssim.Config{JobDuration: 7 * time.Second})
+	e.StartWorker()
+	st := e.Wait(e.Submit(testenv.Single()).ID, time.Minute)
 	if st.State() != tasks.StateDone || st.Request.Polls < 4 {
 		t.Fatalf("slow job: state %s after %d polls", st.State(), st.Request.Polls)
 	}
@@ -77,20 +78,20 @@ func TestSlowJobManyPolls(t *testing.T) {
 
 func TestJobFailArchivesWithReason(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, dcssim.Config{Faults: dcssim.Faults{FailShare: 1, FailReason: "node unreachable"}})
-	e.startWorker()
-	st := e.wait(e.submit(single()).ID, time.Minute)
+	e := testenv.New(t, dcssim.Config{Faults: dcssim.Faults{FailShare: 1, FailReason: "node unreachable"}})
+	e.StartWorker()
+	st := e.Wait(e.Submit(testenv.Single()).ID, time.Minute)
 	if st.State() != tasks.StateFailed || !strings.Contains(st.Request.Error, "node unreachable") ||
 		st.Request.ErrorClass != "job_failed" {
 		t.Fatalf("request %+v", st.Request)
 	}
-	e.requireArchived(st.Request.ID, "node unreachable")
+	requireArchived(e, st.Request.ID, "node unreachable")
 }
 
 func TestPermanentErrorsEndAtOnce(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, dcssim.Config{})
-	e.startWorker()
+	e := testenv.New(t, dcssim.Config{})
+	e.StartWorker()
 	for _, tc := range []struct {
 		inst, node, code string
 	}{
@@ -98,23 +99,23 @@ func TestPermanentErrorsEndAtOnce(t *testing.T) {
 		{dcssim.SingleInstanceID, dcssim.HAMasterNodeID, "DCS.3053"},
 		{"99999999-9999-4999-8999-999999999999", dcssim.SingleNodeID, "DCS.3022"},
 	} {
-		st := e.wait(e.submit(tasks.SubmitOptions{InstanceID: tc.inst, NodeID: tc.node}).ID, 30*time.Second)
+		st := e.Wait(e.Submit(tasks.SubmitOptions{InstanceID: tc.inst, NodeID: tc.node}).ID, 30*time.Second)
 		if st.State() != tasks.StateFailed || st.Request.ErrorCode != tc.code || st.Request.ErrorClass != "permanent" ||
 			!strings.Contains(st.Request.Error, tc.code) {
 			t.Errorf("%s: %+v", tc.code, st.Request)
 		}
-		e.requireArchived(st.Request.ID, tc.code)
+		requireArchived(e, st.Request.ID, tc.code)
 	}
-	if n := e.sim.Stats().OpStatuses[dcssim.OpScanClients][400] + e.sim.Stats().OpStatuses[dcssim.OpScanClients][404]; n != 3 {
+	if n := e.Sim.Stats().OpStatuses[dcssim.OpScanClients][400] + e.Sim.Stats().OpStatuses[dcssim.OpScanClients][404]; n != 3 {
 		t.Errorf("%d rejected scans, want exactly 3 (no retries of permanent errors)", n)
 	}
 }
 
 func TestJobsEndpointNotKnowingTheJobFallsBackToListTime(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, dcssim.Config{Faults: dcssim.Faults{JobsUnknown: true}, JobDuration: 3 * time.Second})
-	w, _ := e.startWorker()
-	st := e.wait(e.submit(single()).ID, time.Minute)
+	e := testenv.New(t, dcssim.Config{Faults: dcssim.Faults{JobsUnknown: true}, JobDuration: 3 * time.Second})
+	w, _ := e.StartWorker()
+	st := e.Wait(e.Submit(testenv.Single()).ID, time.Minute)
 	if st.State() != tasks.StateDone || st.Request.CompletionPath != tasks.PathListTime {
 		t.Fatalf("request %+v", st.Request)
 	}
@@ -126,23 +127,23 @@ func TestJobsEndpointNotKnowingTheJobFallsBackToListTime(t *testing.T) {
 
 func TestThrottlingStormIsNotAFailure(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, dcssim.Config{Faults: dcssim.Faults{RateLimit: 3, RateBurst: 2, RetryAfter: 1}})
-	e.startWorker()
+	e := testenv.New(t, dcssim.Config{Faults: dcssim.Faults{RateLimit: 3, RateBurst: 2, RetryAfter: 1}})
+	e.StartWorker()
 	var ids []string
 	for _, n := range []string{dcssim.ClusterNode1ID, dcssim.ClusterNode2ID, dcssim.ClusterNode3ID, dcssim.ClusterNode4ID,
 		dcssim.ClusterNode5ID, dcssim.ClusterNode6ID} {
-		ids = append(ids, e.submit(tasks.SubmitOptions{InstanceID: dcssim.ClusterInstanceID, NodeID: n}).ID)
+		ids = append(ids, e.Submit(tasks.SubmitOptions{InstanceID: dcssim.ClusterInstanceID, NodeID: n}).ID)
 	}
 	for _, id := range ids {
-		if st := e.wait(id, 2*time.Minute); st.State() != tasks.StateDone {
+		if st := e.Wait(id, 2*time.Minute); st.State() != tasks.StateDone {
 			t.Errorf("request %s: %+v", id, st.Request)
 		}
 	}
-	if n := e.sim.Stats().Statuses[429]; n == 0 {
+	if n := e.Sim.Stats().Statuses[429]; n == 0 {
 		t.Fatal("the storm produced no 429")
 	}
 	// Throttling does not use up retries: asynq's failed counter stays at 0.
-	insp := asynq.NewInspectorFromRedisClient(e.redis.Client())
+	insp := asynq.NewInspectorFromRedisClient(e.Redis.Client())
 	for _, q := range []string{"dcs-followup", "dcs-default"} {
 		if qi, err := insp.GetQueueInfo(q); err == nil && qi.FailedTotal != 0 {
 			t.Errorf("queue %s counted %d failures for throttling", q, qi.FailedTotal)
@@ -152,50 +153,50 @@ func TestThrottlingStormIsNotAFailure(t *testing.T) {
 
 func TestServerErrorBurstsAreRetried(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, dcssim.Config{Faults: dcssim.Faults{ErrorShare: 0.3, FailNext: 3}})
-	e.startWorker()
-	st := e.wait(e.submit(single()).ID, 2*time.Minute)
+	e := testenv.New(t, dcssim.Config{Faults: dcssim.Faults{ErrorShare: 0.3, FailNext: 3}})
+	e.StartWorker()
+	st := e.Wait(e.Submit(testenv.Single()).ID, 2*time.Minute)
 	if st.State() != tasks.StateDone {
 		t.Fatalf("request %+v", st.Request)
 	}
-	s := e.sim.Stats()
+	s := e.Sim.Stats()
 	if s.Statuses[500]+s.Statuses[502]+s.Statuses[503] < 3 {
 		t.Errorf("statuses %v: the bursts did not happen", s.Statuses)
 	}
-	if n := e.scans(dcssim.SingleInstanceID, dcssim.SingleNodeID); n != 1 {
+	if n := e.Scans(dcssim.SingleInstanceID, dcssim.SingleNodeID); n != 1 {
 		t.Errorf("%d scans for one request", n)
 	}
 }
 
 func TestDuplicateConcurrentRequestsShareOneScan(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, dcssim.Config{JobDuration: 3 * time.Second})
-	e.startWorker()
+	e := testenv.New(t, dcssim.Config{JobDuration: 3 * time.Second})
+	e.StartWorker()
 	var wg sync.WaitGroup
 	ids := make([]string, 6)
 	for i := range ids {
 		wg.Add(1)
-		go func() { defer wg.Done(); ids[i] = e.submit(single()).ID }()
+		go func() { defer wg.Done(); ids[i] = e.Submit(testenv.Single()).ID }()
 	}
 	wg.Wait()
 	snaps := map[string]bool{}
 	for _, id := range ids {
-		st := e.wait(id, time.Minute)
+		st := e.Wait(id, time.Minute)
 		if st.State() != tasks.StateDone {
 			t.Fatalf("request %s: %+v", id, st.Request)
 		}
 		snaps[st.Request.SnapshotID] = true
 	}
-	if n := e.scans(dcssim.SingleInstanceID, dcssim.SingleNodeID); n != 1 || len(snaps) != 1 {
+	if n := e.Scans(dcssim.SingleInstanceID, dcssim.SingleNodeID); n != 1 || len(snaps) != 1 {
 		t.Fatalf("%d scans and %d distinct snapshots for 6 concurrent requests, want 1 and 1", n, len(snaps))
 	}
 }
 
 func TestAllNodesRequest(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, dcssim.Config{})
-	e.startWorker()
-	st := e.wait(e.submit(tasks.SubmitOptions{InstanceID: dcssim.ProxyInstanceID, AllNodes: true}).ID, time.Minute)
+	e := testenv.New(t, dcssim.Config{})
+	e.StartWorker()
+	st := e.Wait(e.Submit(tasks.SubmitOptions{InstanceID: dcssim.ProxyInstanceID, AllNodes: true}).ID, time.Minute)
 	if st.State() != tasks.StateDone || len(st.Children) != 2 {
 		t.Fatalf("all nodes of the proxy instance: %s, %d children", st.State(), len(st.Children))
 	}
@@ -208,10 +209,10 @@ func TestAllNodesRequest(t *testing.T) {
 
 func TestDeadline(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, dcssim.Config{JobDuration: time.Hour})
-	e.cfg.Deadline = 4 * time.Second
-	e.startWorker()
-	st := e.wait(e.submit(single()).ID, time.Minute)
+	e := testenv.New(t, dcssim.Config{JobDuration: time.Hour})
+	e.Cfg.Deadline = 4 * time.Second
+	e.StartWorker()
+	st := e.Wait(e.Submit(testenv.Single()).ID, time.Minute)
 	if st.State() != tasks.StateFailed || !strings.Contains(st.Request.Error, "job did not finish within 4s") {
 		t.Fatalf("request %+v", st.Request)
 	}
@@ -219,9 +220,9 @@ func TestDeadline(t *testing.T) {
 
 func TestMalformedTaskIsArchivedWithReason(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, dcssim.Config{})
-	e.startWorker()
-	c := asynq.NewClientFromRedisClient(e.redis.Client())
+	e := testenv.New(t, dcssim.Config{})
+	e.StartWorker()
+	c := asynq.NewClientFromRedisClient(e.Redis.Client())
 	for i, payload := range []string{`{"request_id":`, `{"request_id":"a/b"}`, `{"request_id":"x","extra":1}`, `{"request_id":"nope"}`} {
 		_, err := c.Enqueue(asynq.NewTask(tasks.TypeScan, []byte(payload)), asynq.Queue("dcs-default"),
 			asynq.TaskID(fmt.Sprintf("bad-%d", i)), asynq.MaxRetry(5))
@@ -229,7 +230,7 @@ func TestMalformedTaskIsArchivedWithReason(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	insp := asynq.NewInspectorFromRedisClient(e.redis.Client())
+	insp := asynq.NewInspectorFromRedisClient(e.Redis.Client())
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		archived, _ := insp.ListArchivedTasks("dcs-default")
@@ -250,27 +251,27 @@ func TestMalformedTaskIsArchivedWithReason(t *testing.T) {
 
 func TestTwoWorkersShareTheQueue(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, dcssim.Config{JobDuration: 2 * time.Second})
-	e.startWorker()
-	e.startWorker()
+	e := testenv.New(t, dcssim.Config{JobDuration: 2 * time.Second})
+	e.StartWorker()
+	e.StartWorker()
 	nodes := []string{dcssim.ClusterNode1ID, dcssim.ClusterNode2ID, dcssim.ClusterNode3ID, dcssim.ClusterNode4ID,
 		dcssim.ClusterNode5ID, dcssim.ClusterNode6ID}
 	var ids []string
 	for round := 0; round < 3; round++ {
 		for _, n := range nodes {
-			ids = append(ids, e.submit(tasks.SubmitOptions{InstanceID: dcssim.ClusterInstanceID, NodeID: n}).ID)
+			ids = append(ids, e.Submit(tasks.SubmitOptions{InstanceID: dcssim.ClusterInstanceID, NodeID: n}).ID)
 		}
 	}
 	leaders := map[string]bool{}
 	for _, id := range ids {
-		st := e.wait(id, 2*time.Minute)
+		st := e.Wait(id, 2*time.Minute)
 		if st.State() != tasks.StateDone {
 			t.Fatalf("request %s: %+v", id, st.Request)
 		}
 		leaders[st.Request.SnapshotID] = true
 	}
 	total := 0
-	for _, n := range e.sim.Stats().Scans {
+	for _, n := range e.Sim.Stats().Scans {
 		total += n
 	}
 	if total != len(leaders) {
@@ -283,27 +284,27 @@ func TestTwoWorkersShareTheQueue(t *testing.T) {
 
 func TestRedisRestartLosesNothing(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, dcssim.Config{JobDuration: 4 * time.Second})
-	e.startWorker()
-	ids := []string{e.submit(single()).ID,
-		e.submit(tasks.SubmitOptions{InstanceID: dcssim.HAInstanceID, NodeID: dcssim.HASlaveNodeID}).ID}
+	e := testenv.New(t, dcssim.Config{JobDuration: 4 * time.Second})
+	e.StartWorker()
+	ids := []string{e.Submit(testenv.Single()).ID,
+		e.Submit(tasks.SubmitOptions{InstanceID: dcssim.HAInstanceID, NodeID: dcssim.HASlaveNodeID}).ID}
 	time.Sleep(1500 * time.Millisecond) // scans started, polls pending
-	e.redis.Restart(2 * time.Second)
+	e.Redis.Restart(2 * time.Second)
 	for _, id := range ids {
-		if st := e.wait(id, 2*time.Minute); st.State() != tasks.StateDone {
+		if st := e.Wait(id, 2*time.Minute); st.State() != tasks.StateDone {
 			t.Errorf("request %s after a Redis restart: %+v", id, st.Request)
 		}
 	}
-	if n := e.scans(dcssim.SingleInstanceID, dcssim.SingleNodeID); n != 1 {
+	if n := e.Scans(dcssim.SingleInstanceID, dcssim.SingleNodeID); n != 1 {
 		t.Errorf("%d scans", n)
 	}
 }
 
 // requireArchived checks that a task of the request was archived with a
 // reason containing want.
-func (e *env) requireArchived(reqID, want string) {
-	e.t.Helper()
-	insp := asynq.NewInspectorFromRedisClient(e.redis.Client())
+func requireArchived(e *testenv.Env, reqID, want string) {
+	e.T.Helper()
+	insp := asynq.NewInspectorFromRedisClient(e.Redis.Client())
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, q := range []string{"dcs-followup", "dcs-default"} {
@@ -316,5 +317,5 @@ func (e *env) requireArchived(reqID, want string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	e.t.Errorf("no archived task of request %s with %q", reqID, want)
+	e.T.Errorf("no archived task of request %s with %q", reqID, want)
 }
