@@ -278,7 +278,11 @@ func (h *Handlers) ProcessPoll(ctx context.Context, t *asynq.Task) error {
 	if req.Leader != "" && req.Leader != req.ID {
 		return h.follow(ctx, req)
 	}
-	if h.now().Sub(req.ScanAt) > h.cfg.Deadline {
+	since := req.ScanAt
+	if since.IsZero() {
+		since = req.RequestedAt
+	}
+	if h.now().Sub(since) > h.cfg.Deadline {
 		return h.finishFailed(ctx, req, fmt.Errorf("job did not finish within %v", h.cfg.Deadline), "deadline")
 	}
 	if req.CompletionPath != PathListTime {

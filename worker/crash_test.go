@@ -186,3 +186,33 @@ func TestCrashMidFetch(t *testing.T) {
 	startProcess(e)
 	requireOneResult(e, id)
 }
+
+// SIGTERM lets the running poll finish, exits 0, and another worker carries
+// the request on without a second scan.
+func TestGracefulShutdownOnSIGTERM(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t, dcssim.Config{JobDuration: 8 * time.Second,
+		Faults: dcssim.Faults{Ops: []string{dcssim.OpShowJobInfo}, Latency: dcssim.Duration(2 * time.Second)}})
+	a := startProcess(e)
+	id := e.Submit(testenv.Single()).ID
+	until(t, 30*time.Second, "the first poll", func() bool { return state(e, id).Polls >= 1 })
+	time.Sleep(500 * time.Millisecond)
+	start := time.Now()
+	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.cmd.Wait(); err != nil {
+		t.Fatalf("worker exit after SIGTERM: %v\n%s", err, a.out.String())
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("shutdown took %v", d)
+	}
+	if !bytes.Contains(a.out.Bytes(), []byte("stopped")) {
+		t.Errorf("no shutdown log line:\n%s", a.out.String())
+	}
+	startProcess(e)
+	st := e.Wait(id, 2*time.Minute)
+	if st.State() != tasks.StateDone || e.Scans(dcssim.SingleInstanceID, dcssim.SingleNodeID) != 1 {
+		t.Fatalf("after a graceful restart: %+v, %d scans", st.Request, e.Scans(dcssim.SingleInstanceID, dcssim.SingleNodeID))
+	}
+}
