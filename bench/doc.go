@@ -12,7 +12,9 @@
 // against its own DCS simulator served from the benchmark's process (same
 // config and inventory, instant jobs, one node per request so that the
 // pipeline's one-scan-per-node rule never merges requests), one side after
-// the other, so that peak RSS and CPU are per side. BENCH_INPROC=1 runs both
+// the other, so that peak RSS and CPU are per side: after a short discarded
+// warm-up run of each side, pipeline, chain, chain, pipeline, so that the
+// drift of a noisy machine weighs on both alike. BENCH_INPROC=1 runs both
 // sides in the benchmark's process instead (for -cpuprofile). The benchmark
 // reports requests/s of both sides and their ratio, the latency from the DCS
 // job's end_time to the stored result (p50, p99), the stored size of a
