@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/exporter-toolkit/web"
+
 	"github.com/dcsjobs/dcsjobs/budget"
 	"github.com/dcsjobs/dcsjobs/dcsapi"
 	"github.com/dcsjobs/dcsjobs/redisurl"
@@ -35,7 +37,9 @@ type Config struct {
 	IAMEndpoint   string
 	DCSTimeout    time.Duration
 
-	HTTPAddr string
+	HTTPAddr      string
+	WebConfigFile string
+	TopClientIPs  int
 
 	Concurrency   int
 	Weights       Weights
@@ -163,6 +167,8 @@ var settings = []setting{
 	{"iam-endpoint", "DCS_IAM_ENDPOINT", "", "IAM base URL; empty: https://iam.<region>.myhuaweicloud.com", str(func(c *Config) *string { return &c.IAMEndpoint })},
 	{"dcs-timeout", "DCS_TIMEOUT", "30s", "timeout of one DCS HTTP call", dur(func(c *Config) *time.Duration { return &c.DCSTimeout }, 100*time.Millisecond)},
 	{"http-addr", "HTTP_ADDR", "127.0.0.1:9180", "listen address of /healthz, /readyz and /metrics; empty disables", str(func(c *Config) *string { return &c.HTTPAddr })},
+	{"web-config-file", "WEB_CONFIG_FILE", "", "exporter-toolkit web config (TLS, basic auth) for the HTTP server; empty: plain HTTP", str(func(c *Config) *string { return &c.WebConfigFile })},
+	{"top-client-ips", "METRICS_TOP_CLIENT_IPS", "0", "export sessions of the top N client IPs per node (0: off, at most 20)", integer(func(c *Config) *int { return &c.TopClientIPs }, 0)},
 	{"concurrency", "CONCURRENCY", "20", "tasks processed at once", integer(func(c *Config) *int { return &c.Concurrency }, 1)},
 	{"queues", "QUEUE_WEIGHTS", "followup=6,trigger=4,default=3,schedule=1", "queue priorities", func(c *Config, v string) error {
 		w, err := parseWeights(v)
@@ -271,6 +277,14 @@ func (c *Config) Validate() error {
 	}
 	if c.KeyPrefix == "" || strings.ContainsAny(c.KeyPrefix, "{} \t\n") {
 		return fmt.Errorf("config KEY_PREFIX %q: must be non-empty without braces or spaces", c.KeyPrefix)
+	}
+	if c.TopClientIPs > 20 {
+		return fmt.Errorf("config METRICS_TOP_CLIENT_IPS %d: at most 20 (cardinality cap)", c.TopClientIPs)
+	}
+	if c.WebConfigFile != "" {
+		if err := web.Validate(c.WebConfigFile); err != nil {
+			return fmt.Errorf("config WEB_CONFIG_FILE %q: %w", c.WebConfigFile, err)
+		}
 	}
 	if c.PollMax < c.PollNext || c.PollMax < c.PollFirst {
 		return fmt.Errorf("config POLL_MAX %v is shorter than POLL_FIRST %v or POLL_NEXT %v", c.PollMax, c.PollFirst, c.PollNext)

@@ -22,6 +22,7 @@ type DCS interface {
 	ListClients(ctx context.Context, instanceID, nodeID string, opts dcsapi.ListClientsOptions) (*dcsapi.ClientList, error)
 	ListAllClients(ctx context.Context, instanceID, nodeID string, opts dcsapi.ListClientsOptions) (*dcsapi.ClientList, error)
 	ScanTargets(ctx context.Context, instanceID string) ([]dcsapi.Node, error)
+	ShowInstance(ctx context.Context, instanceID string) (*dcsapi.Instance, error)
 }
 
 var _ DCS = (*dcsapi.Client)(nil)
@@ -77,19 +78,24 @@ func (c Config) withDefaults() Config {
 const lockMargin = 2 * time.Minute
 
 // Observer receives pipeline events (for metrics); every method must be fast.
+// Each event is reported once per state change that took effect (a re-run
+// of a step after a crash may, rarely, report ScanStarted twice).
 type Observer interface {
-	RequestFinished(r *Request, state State, class string)
+	// ScanStarted: DCS accepted a scan (a job id came back).
 	ScanStarted(r *Request)
-	PollDone(r *Request)
-	Throttled(op string)
+	// JobCompleted: the job of a scanning request was seen complete after
+	// polls polls, wait after the scan request.
+	JobCompleted(r *Request, polls int, wait time.Duration)
+	// RequestFinished: a request ended; reason is "" when done, else the
+	// failure class (permanent, transient, auth, job_failed, deadline, lost).
+	RequestFinished(r *Request, state State, reason string)
 }
 
 type nopObserver struct{}
 
-func (nopObserver) RequestFinished(*Request, State, string) {}
-func (nopObserver) ScanStarted(*Request)                    {}
-func (nopObserver) PollDone(*Request)                       {}
-func (nopObserver) Throttled(string)                        {}
+func (nopObserver) ScanStarted(*Request)                      {}
+func (nopObserver) JobCompleted(*Request, int, time.Duration) {}
+func (nopObserver) RequestFinished(*Request, State, string)   {}
 
 // Handlers process the pipeline's tasks.
 type Handlers struct {
@@ -97,6 +103,7 @@ type Handlers struct {
 	q     Enqueuer
 	reqs  *Requests
 	store *results.Store
+	insts *Instances
 	cfg   Config
 	log   zerolog.Logger
 	obs   Observer
@@ -109,14 +116,16 @@ type Deps struct {
 	Enqueuer Enqueuer
 	Requests *Requests
 	Store    *results.Store
-	Log      zerolog.Logger
-	Observer Observer // optional
-	Now      func() time.Time
+	// Instances, when set, caches ShowInstance (maxclients) for metrics.
+	Instances *Instances
+	Log       zerolog.Logger
+	Observer  Observer // optional
+	Now       func() time.Time
 }
 
 // NewHandlers wires the handlers.
 func NewHandlers(d Deps, cfg Config) *Handlers {
-	h := &Handlers{dcs: d.DCS, q: d.Enqueuer, reqs: d.Requests, store: d.Store, cfg: cfg.withDefaults(),
+	h := &Handlers{dcs: d.DCS, q: d.Enqueuer, reqs: d.Requests, store: d.Store, insts: d.Instances, cfg: cfg.withDefaults(),
 		log: d.Log, obs: d.Observer, now: d.Now}
 	if h.obs == nil {
 		h.obs = nopObserver{}
@@ -274,7 +283,6 @@ func (h *Handlers) ProcessPoll(ctx context.Context, t *asynq.Task) error {
 		return nil // a newer poll ran already (stale duplicate), or the request ended
 	}
 	req.Polls = p.Poll
-	h.obs.PollDone(req)
 	if req.Leader != "" && req.Leader != req.ID {
 		return h.follow(ctx, req)
 	}
@@ -352,8 +360,12 @@ func (h *Handlers) pollListTime(ctx context.Context, req *Request) error {
 }
 
 func (h *Handlers) toFetch(ctx context.Context, req *Request, set map[string]string, detail string) error {
-	if _, err := h.transition(ctx, req, change{state: StateFetching, set: set, detail: detail}); err != nil {
+	ok, err := h.transition(ctx, req, change{state: StateFetching, set: set, detail: detail})
+	if err != nil {
 		return err
+	}
+	if ok {
+		h.obs.JobCompleted(req, req.Polls, h.now().Sub(req.ScanAt))
 	}
 	return h.enqueue(ctx, newTask(TypeFetch, Payload{RequestID: req.ID}), fetchTaskID(req.ID), 0)
 }
@@ -377,23 +389,23 @@ func (h *Handlers) follow(ctx context.Context, req *Request) error {
 // adopt ends a follower with its leader's outcome.
 func (h *Handlers) adopt(ctx context.Context, req, leader *Request) error {
 	if leader.State == StateDone {
-		_, err := h.transition(ctx, req, change{state: StateDone, terminal: true, set: map[string]string{
+		ok, err := h.transition(ctx, req, change{state: StateDone, terminal: true, set: map[string]string{
 			"snapshot_id": leader.SnapshotID, "count": strconv.Itoa(leader.Count), "job_id": leader.JobID,
 			"job_status": leader.JobStatus, "job_begin": ms(leader.JobBegin), "job_end": ms(leader.JobEnd),
 			"completion_path": leader.CompletionPath, "scan_at": ms(leader.ScanAt)},
 			detail: "result of request " + leader.ID})
-		if err == nil {
+		if ok {
 			h.obs.RequestFinished(req, StateDone, "")
 		}
 		return err
 	}
-	if _, err := h.transition(ctx, req, change{state: StateFailed, terminal: true, set: map[string]string{
+	ok, err := h.transition(ctx, req, change{state: StateFailed, terminal: true, set: map[string]string{
 		"error": "shared scan (request " + leader.ID + ") failed: " + leader.Error, "error_code": leader.ErrorCode,
-		"error_class": leader.ErrorClass, "job_id": leader.JobID}, detail: "shared scan failed"}); err != nil {
-		return err
+		"error_class": leader.ErrorClass, "job_id": leader.JobID}, detail: "shared scan failed"})
+	if ok {
+		h.obs.RequestFinished(req, StateFailed, leader.ErrorClass)
 	}
-	h.obs.RequestFinished(req, StateFailed, leader.ErrorClass)
-	return nil
+	return err
 }
 
 // ProcessFetch reads the whole session list and stores the snapshot.
@@ -431,12 +443,20 @@ func (h *Handlers) ProcessFetch(ctx context.Context, t *asynq.Task) error {
 	if err := h.store.Save(ctx, snap); err != nil {
 		return err
 	}
-	if _, err := h.transition(ctx, req, change{state: StateDone, terminal: true, set: map[string]string{
-		"snapshot_id": snap.ID, "count": strconv.Itoa(snap.Count)}, detail: "snapshot stored"}); err != nil {
+	ok, err = h.transition(ctx, req, change{state: StateDone, terminal: true, set: map[string]string{
+		"snapshot_id": snap.ID, "count": strconv.Itoa(snap.Count)}, detail: "snapshot stored"})
+	if err != nil {
 		return err
 	}
-	h.obs.RequestFinished(req, StateDone, "")
+	if ok {
+		h.obs.RequestFinished(req, StateDone, "")
+	}
 	h.handOver(ctx, req)
+	if h.insts != nil {
+		if err := h.insts.refresh(ctx, h.dcs, req.InstanceID, h.now()); err != nil {
+			h.log.Debug().Err(err).Str("instance", req.InstanceID).Msg("instance info not refreshed")
+		}
+	}
 	return nil
 }
 
@@ -466,7 +486,6 @@ func (h *Handlers) fail(ctx context.Context, req *Request, op string, err error)
 	class := dcsapi.Classify(err)
 	switch class {
 	case dcsapi.ClassThrottled:
-		h.obs.Throttled(op)
 		d, ok := dcsapi.RetryAfter(err)
 		if !ok {
 			d = h.cfg.Backoff.Delay(0)
@@ -489,11 +508,14 @@ func (h *Handlers) fail(ctx context.Context, req *Request, op string, err error)
 // makes asynq archive the task with the reason.
 func (h *Handlers) finishFailed(ctx context.Context, req *Request, cause error, class string) error {
 	msg := cause.Error()
-	if _, err := h.transition(ctx, req, change{state: StateFailed, terminal: true, set: map[string]string{
-		"error": msg, "error_code": dcsapi.ErrorCode(cause), "error_class": class}, detail: msg}); err != nil {
+	ok, err := h.transition(ctx, req, change{state: StateFailed, terminal: true, set: map[string]string{
+		"error": msg, "error_code": dcsapi.ErrorCode(cause), "error_class": class}, detail: msg})
+	if err != nil {
 		return err // Redis trouble: the task retries and fails again
 	}
-	h.obs.RequestFinished(req, StateFailed, class)
+	if ok {
+		h.obs.RequestFinished(req, StateFailed, class)
+	}
 	if req.Leader == req.ID || req.Leader == "" {
 		h.handOver(ctx, req)
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -17,12 +18,17 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/mattn/go-isatty"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/dcsjobs/dcsjobs/budget"
 	"github.com/dcsjobs/dcsjobs/config"
 	"github.com/dcsjobs/dcsjobs/dcsapi"
+	"github.com/dcsjobs/dcsjobs/metrics"
 	"github.com/dcsjobs/dcsjobs/redisurl"
 	"github.com/dcsjobs/dcsjobs/results"
 	"github.com/dcsjobs/dcsjobs/tasks"
@@ -81,6 +87,8 @@ type Worker struct {
 	submit   *tasks.Submitter
 	http     *http.Server
 	httpAddr string
+	registry *prometheus.Registry
+	metrics  *metrics.Metrics
 	healthy  atomic.Bool
 	ownRedis bool
 }
@@ -115,10 +123,13 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Opt
 		}
 		return nil, fmt.Errorf("redis %s: %w", redisurl.Redact(cfg.RedisURL.Reveal()), err)
 	}
+	w.registry = prometheus.NewRegistry()
+	w.metrics = metrics.New(w.registry)
 	dcsCfg := dcsapi.Config{Endpoint: cfg.DCSEndpoint, Region: cfg.DCSRegion, ProjectID: cfg.ProjectID,
-		Auth: cfg.Auth(), Timeout: cfg.DCSTimeout, HTTPClient: opts.HTTPClient}
+		Auth: cfg.Auth(), Timeout: cfg.DCSTimeout, HTTPClient: opts.HTTPClient, Observe: w.metrics.ObserveDCS}
 	if cfg.APIBudget.N > 0 {
 		b := budget.New(w.rdb, cfg.KeyPrefix, cfg.ProjectID, cfg.RegionKey(), cfg.APIBudget, cfg.APIBurst, time.Second)
+		b.OnWait = w.metrics.BudgetWait
 		dcsCfg.Wait = b.Wait
 	}
 	if w.dcs, err = dcsapi.New(dcsCfg); err != nil {
@@ -129,10 +140,21 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Opt
 	w.store = results.NewStore(w.rdb, results.StoreOptions{Prefix: cfg.KeyPrefix, Retention: cfg.Retention, HistoryMax: cfg.HistoryMax})
 	w.client = asynq.NewClientFromRedisClient(w.rdb)
 	w.submit = tasks.NewSubmitter(w.client, w.reqs, pc)
+	insts := tasks.NewInstances(w.rdb, cfg.KeyPrefix, cfg.Retention)
 	handlers := tasks.NewHandlers(tasks.Deps{DCS: w.dcs, Enqueuer: w.client, Requests: w.reqs, Store: w.store,
-		Log: log}, pc)
+		Instances: insts, Log: log, Observer: w.metrics}, pc)
 	mux := asynq.NewServeMux()
+	mux.Use(w.metrics.Middleware(tasks.IsFailure))
 	handlers.Register(mux)
+	w.registry.MustRegister(
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewGoCollector(),
+		metrics.NewBuildInfo(),
+		metrics.NewPoolCollector(w.rdb),
+		metrics.NewQueueCollector(asynq.NewInspectorFromRedisClient(w.rdb)),
+		metrics.NewSessionCollector(w.store, insts, metrics.SessionCollectorOptions{
+			TopClientIPs: cfg.TopClientIPs, IdleThreshold: cfg.IdleThreshold}),
+	)
 	w.server = asynq.NewServerFromRedisClient(w.rdb, asynq.Config{
 		Concurrency:              cfg.Concurrency,
 		Queues:                   pc.Queues.Priorities(cfg.Weights.Followup, cfg.Weights.Trigger, cfg.Weights.Default, cfg.Weights.Schedule),
@@ -190,9 +212,13 @@ func (w *Worker) startHTTP() error {
 		}
 		_, _ = io.WriteString(rw, "ready\n")
 	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(w.registry, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError, Registry: w.registry}))
 	w.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	webCfg := &web.FlagConfig{WebConfigFile: &w.cfg.WebConfigFile}
+	slogger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	go func() {
-		if err := w.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := web.Serve(ln, w.http, webCfg, slogger); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			w.log.Error().Err(err).Msg("http server stopped")
 		}
 	}()
@@ -207,6 +233,9 @@ func (w *Worker) Requests() *tasks.Requests { return w.reqs }
 
 // Store is the result store.
 func (w *Worker) Store() *results.Store { return w.store }
+
+// Registry is the worker's Prometheus registry.
+func (w *Worker) Registry() *prometheus.Registry { return w.registry }
 
 // HTTPAddr is the address the HTTP server listens on ("" when disabled).
 func (w *Worker) HTTPAddr() string { return w.httpAddr }
