@@ -170,3 +170,29 @@ func TestValidateID(t *testing.T) {
 		}
 	}
 }
+
+// ClientList takes a fast path for documented types and falls back to the
+// tolerant decoder on any quirk; both give the same result.
+func TestClientListFastAndTolerantPathsAgree(t *testing.T) {
+	t.Parallel()
+	canonical := `{"time":"1795860000000","count":2,"clients":[` +
+		`{"id":"1","addr":"a:1","age":5,"idle":7,"db":"0","multi":-1,"name":"x"},` +
+		`{"id":"2","addr":"b:2","age":6,"idle":8,"db":"1","multi":-1,"name":"y\u00e9"}]}`
+	quirky := `{"time":1795860000000,"count":"2","clients":[` +
+		`{"id":1,"addr":"a:1","age":"5","idle":"7","db":0,"multi":"-1","name":"x","extra":[1]},` +
+		`{"id":"2","addr":"b:2","age":6.0,"idle":8,"db":"1","multi":-1,"name":"yé","sub":null}]}`
+	var a, b ClientList
+	if err := json.Unmarshal([]byte(canonical), &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(quirky), &b); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Clients) != 2 || !reflect.DeepEqual(a.Clients, b.Clients) || a.Count != b.Count || !a.Time.Time.Equal(b.Time.Time) {
+		t.Errorf("fast path %+v\ntolerant path %+v", a, b)
+	}
+	var bad ClientList
+	if err := json.Unmarshal([]byte(`{"clients":[{"idle":"soon"}]}`), &bad); err == nil {
+		t.Error("an unparseable number was accepted")
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // FlexInt decodes a JSON number, a string holding a number, "", or null.
@@ -15,7 +16,8 @@ import (
 // before SDK v0.1.96), so numeric fields accept both forms.
 type FlexInt int64
 
-// UnmarshalJSON implements json.Unmarshaler.
+// UnmarshalJSON implements json.Unmarshaler. encoding/json has validated b
+// already, so the common forms are parsed without decoding it again.
 func (f *FlexInt) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 || string(b) == "null" {
@@ -24,7 +26,9 @@ func (f *FlexInt) UnmarshalJSON(b []byte) error {
 	}
 	s := string(b)
 	if b[0] == '"' {
-		if err := json.Unmarshal(b, &s); err != nil {
+		if raw, ok := plainString(b); ok {
+			s = raw
+		} else if err := json.Unmarshal(b, &s); err != nil {
 			return err
 		}
 		s = strings.TrimSpace(s)
@@ -45,6 +49,25 @@ func (f *FlexInt) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// plainString returns the content of a JSON string literal that needs no
+// unescaping (no backslash, valid UTF-8, no control character): the common
+// case, decoded without a second pass of encoding/json.
+func plainString(b []byte) (string, bool) {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return "", false
+	}
+	in := b[1 : len(b)-1]
+	for _, c := range in {
+		if c == '\\' || c == '"' || c < 0x20 {
+			return "", false
+		}
+	}
+	if !utf8.Valid(in) {
+		return "", false
+	}
+	return string(in), true
+}
+
 // FlexString decodes a JSON string, a number or bool (kept as its literal
 // text), or null (""). db is a string in the API but some payloads send 0.
 type FlexString string
@@ -56,6 +79,10 @@ func (f *FlexString) UnmarshalJSON(b []byte) error {
 	case len(b) == 0 || string(b) == "null":
 		*f = ""
 	case b[0] == '"':
+		if raw, ok := plainString(b); ok {
+			*f = FlexString(raw)
+			return nil
+		}
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err

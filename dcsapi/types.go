@@ -2,6 +2,7 @@ package dcsapi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -31,6 +32,9 @@ type ClientInfo struct {
 	Peer     string `json:"peer"`      // instance-side address:port (meaning UNCONFIRMED)
 	User     string `json:"user"`      // ACL user
 }
+
+// plainClientInfo is ClientInfo without its tolerant UnmarshalJSON.
+type plainClientInfo ClientInfo
 
 // wireClientInfo is ClientInfo as it may arrive.
 type wireClientInfo struct {
@@ -64,14 +68,18 @@ func (c *ClientInfo) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return fmt.Errorf("client info: %w", err)
 	}
-	*c = ClientInfo{
+	*c = w.clientInfo()
+	return nil
+}
+
+func (w *wireClientInfo) clientInfo() ClientInfo {
+	return ClientInfo{
 		ID: string(w.ID), Addr: string(w.Addr), FD: string(w.FD), Name: string(w.Name), Cmd: string(w.Cmd),
 		Age: int64(w.Age), Idle: int64(w.Idle), DB: string(w.DB), Flags: string(w.Flags),
 		Sub: int64(w.Sub), Psub: int64(w.Psub), Multi: int64(w.Multi), Qbuf: int64(w.Qbuf),
 		QbufFree: int64(w.QbufFree), Obl: int64(w.Obl), Oll: int64(w.Oll), Omem: int64(w.Omem),
 		Events: string(w.Events), Network: string(w.Network), Peer: string(w.Peer), User: string(w.User),
 	}
-	return nil
 }
 
 // ClientList is one page of ListClients, or a whole snapshot from ListAllClients.
@@ -85,15 +93,49 @@ type ClientList struct {
 
 // UnmarshalJSON is tolerant of a string count and a null client list.
 func (l *ClientList) UnmarshalJSON(b []byte) error {
+	// Fast path: the documented types (strings and numbers where the API
+	// says so) decode without a custom method per field. Any type quirk falls
+	// back to the tolerant decoder below.
+	var fast struct {
+		Time    FlexTime          `json:"time"`
+		Count   FlexInt           `json:"count"`
+		Clients []plainClientInfo `json:"clients"`
+	}
+	err := json.Unmarshal(b, &fast)
+	var te *json.UnmarshalTypeError
+	if err == nil {
+		*l = ClientList{Time: fast.Time, Count: int64(fast.Count)}
+		if fast.Clients != nil {
+			l.Clients = make([]ClientInfo, len(fast.Clients))
+			for i := range fast.Clients {
+				l.Clients[i] = ClientInfo(fast.Clients[i])
+			}
+		}
+		return nil
+	}
+	if !errors.As(err, &te) {
+		return err
+	}
+	// Decoding into the wire form directly (not through ClientInfo's own
+	// UnmarshalJSON) lets encoding/json validate the body once, not once more
+	// per client.
 	var w struct {
-		Time    FlexTime     `json:"time"`
-		Count   FlexInt      `json:"count"`
-		Clients []ClientInfo `json:"clients"`
+		Time    FlexTime          `json:"time"`
+		Count   FlexInt           `json:"count"`
+		Clients []*wireClientInfo `json:"clients"`
 	}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*l = ClientList{Time: w.Time, Count: int64(w.Count), Clients: w.Clients}
+	*l = ClientList{Time: w.Time, Count: int64(w.Count)}
+	if w.Clients != nil {
+		l.Clients = make([]ClientInfo, len(w.Clients))
+		for i, c := range w.Clients {
+			if c != nil {
+				l.Clients[i] = c.clientInfo()
+			}
+		}
+	}
 	return nil
 }
 
