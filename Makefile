@@ -28,7 +28,7 @@ fuzz: ## Run every fuzz target (response decoders, snapshot codec) for FUZZTIME 
 
 .PHONY: bench
 bench: ## Run the benchmarks
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(GO) test -p 1 -run '^$$' -bench . -benchmem -benchtime 1x $(PKGS)
 
 .PHONY: build
 build: ## Build the binaries into ./bin

@@ -233,30 +233,22 @@ func parseSessions(fs *flag.FlagSet, args []string) (func(context.Context, *app)
 }
 
 func parseStatus(fs *flag.FlagSet, args []string) (func(context.Context, *app) error, error) {
-	out := outputFlag(fs, "table", "json")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return nil, err
-	}
-	format, err := out()
-	if err != nil {
-		return nil, err
-	}
-	id, err := oneID(pos)
-	if err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context, a *app) error {
-		st, err := a.reqs.Status(ctx, id)
-		if err != nil {
-			return notFound(err)
-		}
+	return parseRequestCommand(fs, args, []string{"table", "json"}, func(_ context.Context, a *app, st *tasks.Status, format string) error {
 		return printStatus(a.stdout, st, format)
-	}, nil
+	})
 }
 
 func parseResult(fs *flag.FlagSet, args []string) (func(context.Context, *app) error, error) {
-	out := outputFlag(fs, "table", "json", "csv")
+	return parseRequestCommand(fs, args, []string{"table", "json", "csv"}, func(ctx context.Context, a *app, st *tasks.Status, format string) error {
+		return a.printResult(ctx, st, format)
+	})
+}
+
+// parseRequestCommand parses "<command> ID [-o format]" and returns a command
+// that reads the request's status and hands it to show.
+func parseRequestCommand(fs *flag.FlagSet, args []string, formats []string,
+	show func(context.Context, *app, *tasks.Status, string) error) (func(context.Context, *app) error, error) {
+	out := outputFlag(fs, formats...)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return nil, err
@@ -274,7 +266,7 @@ func parseResult(fs *flag.FlagSet, args []string) (func(context.Context, *app) e
 		if err != nil {
 			return notFound(err)
 		}
-		return a.printResult(ctx, st, format)
+		return show(ctx, a, st, format)
 	}, nil
 }
 
