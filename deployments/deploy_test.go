@@ -4,7 +4,7 @@
 //
 //   - every YAML file parses, strictly (unknown fields fail) where we own the schema;
 //   - every PromQL expression in the rules, the rule tests and the dashboard only uses metric
-//     names the worker exports (KnownMetrics) or that recording.yml defines;
+//     names a running worker exports (KnownMetrics scrapes one) or that recording.yml defines;
 //   - every alert has a severity, a summary, a description and a `for`, and tests.yml has a
 //     case where it fires and one where it does not;
 //   - `promtool check config`, `promtool check rules` and `promtool test rules` pass when
@@ -12,12 +12,12 @@
 package deployments
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,9 +25,17 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/dcsjobs/dcsjobs/dcssim"
+	"github.com/dcsjobs/dcsjobs/internal/testenv"
+	"github.com/dcsjobs/dcsjobs/tasks"
 )
 
 const (
@@ -38,43 +46,53 @@ const (
 	dashboardFile    = "grafana/dashboard.json"
 	datasourcesFile  = "grafana/provisioning/datasources/prometheus.yml"
 	dashProviderFile = "grafana/provisioning/dashboards/dcsjobs.yml"
-	metricNamesFile  = "testdata/metric_names.txt"
 
 	dashboardUID = "dcsjobs-sessions"
 )
 
-// KnownMetrics returns the metric names a worker exports, histograms and summaries by their
-// base name (without _bucket, _sum, _count), plus `up`, which Prometheus adds.
-//
-// For now it reads testdata/metric_names.txt. It is meant to become a scrape of a real
-// worker's /metrics (start one in-process, GET /metrics, parse the exposition format): keep
-// every source of "what is exported" inside this one function.
+// KnownMetrics returns the metric names a real worker exports: it starts a
+// worker in-process (own redis-server, the DCS simulator), runs a successful
+// and a failing request so that every family has series, scrapes /metrics
+// and returns the family names (histograms by their base name), plus `up`,
+// which Prometheus adds. The scrape is done once per test binary.
 func KnownMetrics(t *testing.T) map[string]bool {
 	t.Helper()
-	f, err := os.Open(metricNamesFile)
-	if err != nil {
-		t.Fatalf("known metrics: %v", err)
-	}
-	defer f.Close()
-	known := map[string]bool{}
-	sc := bufio.NewScanner(f)
-	for line := 1; sc.Scan(); line++ {
-		name := strings.TrimSpace(sc.Text())
-		if name == "" || strings.HasPrefix(name, "#") {
-			continue
-		}
-		if !metricNameRE.MatchString(name) {
-			t.Fatalf("%s:%d: %q is not a metric name", metricNamesFile, line, name)
-		}
-		known[name] = true
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("known metrics: %s: %v", metricNamesFile, err)
-	}
-	if len(known) == 0 {
-		t.Fatalf("known metrics: %s lists no metric", metricNamesFile)
+	knownOnce.Do(func() { known, knownErr = scrapeWorker(t) })
+	if knownErr != nil {
+		t.Fatalf("known metrics: %v", knownErr)
 	}
 	return known
+}
+
+var (
+	knownOnce sync.Once
+	known     map[string]bool
+	knownErr  error
+)
+
+func scrapeWorker(t *testing.T) (map[string]bool, error) {
+	e := testenv.New(t, dcssim.Config{})
+	e.Cfg.TopClientIPs = 3
+	w, _ := e.StartWorker()
+	for _, o := range []tasks.SubmitOptions{testenv.Single(),
+		{InstanceID: dcssim.Redis3InstanceID, NodeID: dcssim.Redis3NodeID}} {
+		e.Wait(e.Submit(o).ID, time.Minute)
+	}
+	resp, err := http.Get("http://" + w.HTTPAddr() + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("parse /metrics: %w", err)
+	}
+	out := map[string]bool{"up": true}
+	for name := range fams {
+		out[name] = true
+	}
+	return out, nil
 }
 
 var (
@@ -651,7 +669,7 @@ func TestMetricNamesExported(t *testing.T) {
 		}
 		for _, n := range names {
 			if !isKnown(n, known, recorded) {
-				t.Errorf("%s: metric %q is not exported by the worker (%s) nor recorded in %s", e.where, n, metricNamesFile, recordingRules)
+				t.Errorf("%s: metric %q is not exported by the worker (a scrape of a running one) nor recorded in %s", e.where, n, recordingRules)
 			}
 			used[n] = true
 		}
