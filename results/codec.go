@@ -18,8 +18,9 @@ import (
 const (
 	// Magic opens every encoded snapshot.
 	Magic = "DCSS"
-	// CodecVersion is the version Encode writes and the only one Decode reads.
-	CodecVersion = 1
+	// CodecVersion is the version Encode writes. Decode reads it and every
+	// older one: version 1 had no audit name and no findings.
+	CodecVersion = 2
 	// MaxDecodedSize bounds the decompressed payload Decode accepts (64 MiB;
 	// a 50,000-session snapshot is about 1.3 MB).
 	MaxDecodedSize = 64 << 20
@@ -84,8 +85,9 @@ func Decode(b []byte) (*Snapshot, error) {
 	if string(b[:len(Magic)]) != Magic {
 		return nil, corrupt("bad magic %q, want %q", b[:len(Magic)], Magic)
 	}
-	if v := b[len(Magic)]; v != CodecVersion {
-		return nil, corrupt("unsupported version %d (this build reads %d)", v, CodecVersion)
+	version := b[len(Magic)]
+	if version < 1 || version > CodecVersion {
+		return nil, corrupt("unsupported version %d (this build reads 1 to %d)", version, CodecVersion)
 	}
 	if c := b[len(Magic)+1]; c != compressionZstd {
 		return nil, corrupt("unknown compression %d", c)
@@ -113,7 +115,7 @@ func Decode(b []byte) (*Snapshot, error) {
 	if uint64(len(raw)) != rawLen {
 		return nil, corrupt("payload is %d bytes, header says %d", len(raw), rawLen)
 	}
-	r := &reader{b: raw}
+	r := &reader{b: raw, version: version}
 	s := &Snapshot{}
 	r.snapshotHead(s)
 	s.Clients = r.clients()
@@ -191,6 +193,24 @@ func (w *writer) snapshotHead(s *Snapshot) {
 	} else {
 		w.boolean(true)
 		w.diff(s.Diff)
+	}
+	// Version 2.
+	w.str(s.Request.Audit)
+	w.findings(s.Findings)
+}
+
+func (w *writer) findings(fs []Finding) {
+	w.length(len(fs), fs == nil)
+	for i := range fs {
+		f := &fs[i]
+		w.str(f.Audit)
+		w.str(f.Rule)
+		w.str(f.Message)
+		w.varint(int64(f.Count))
+		w.length(len(f.Examples), f.Examples == nil)
+		for _, e := range f.Examples {
+			w.str(e)
+		}
 	}
 }
 
@@ -484,6 +504,7 @@ func varintLen(x int64) int {
 // ---- reader ----
 
 type reader struct {
+	version byte
 	b   []byte
 	off int
 	err error
@@ -630,6 +651,32 @@ func (r *reader) snapshotHead(s *Snapshot) {
 		s.Diff = &Diff{}
 		r.diff(s.Diff)
 	}
+	if r.version >= 2 {
+		s.Request.Audit = r.str()
+		s.Findings = r.findings()
+	}
+}
+
+func (r *reader) findings() []Finding {
+	n, ok := r.length(3)
+	if !ok {
+		return nil
+	}
+	fs := make([]Finding, n)
+	for i := range fs {
+		f := &fs[i]
+		f.Audit = r.str()
+		f.Rule = r.str()
+		f.Message = r.str()
+		f.Count = r.int()
+		if m, ok := r.length(1); ok {
+			f.Examples = make([]string, m)
+			for j := range f.Examples {
+				f.Examples[j] = r.str()
+			}
+		}
+	}
+	return fs
 }
 
 func (r *reader) summary(m *Summary) {

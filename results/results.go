@@ -37,6 +37,23 @@ type Request struct {
 	// Origin is one of OriginCLI, OriginSchedule, OriginTrigger, OriginDemo.
 	Origin      string    `json:"origin"`
 	RequestedAt time.Time `json:"requested_at"`
+	// Audit names the scheduled audit that asked (origin schedule), if any.
+	Audit string `json:"audit,omitempty"`
+}
+
+// Finding is one violated audit rule in a snapshot (package audit evaluates
+// the rules).
+type Finding struct {
+	Audit string `json:"audit"`
+	// Rule is one of idle_sessions, sessions_per_client_ip,
+	// client_outside_cidrs, sessions_near_limit, new_clients.
+	Rule string `json:"rule"`
+	// Message is a sentence for humans, e.g. "12 sessions idle longer than 30m (max 0)".
+	Message string `json:"message"`
+	// Count is the number of offending sessions (client IPs for sessions_per_client_ip).
+	Count int `json:"count"`
+	// Examples are up to 10 offending addrs or IPs, sorted.
+	Examples []string `json:"examples,omitempty"`
 }
 
 // Job is the DCS job that produced the session list.
@@ -71,6 +88,8 @@ type Snapshot struct {
 	Summary Summary             `json:"summary"`
 	// Diff against the previous snapshot of the node; nil for the first one.
 	Diff *Diff `json:"diff,omitempty"`
+	// Findings are the audit rules this snapshot violates (none: empty).
+	Findings []Finding `json:"findings,omitempty"`
 }
 
 // InstanceID is the instance of the scanned node (from the request).

@@ -90,12 +90,15 @@ type Meta struct {
 	Diff *DiffCounts `json:"diff,omitempty"`
 	// SizeBytes is the size of the encoded snapshot.
 	SizeBytes int `json:"size_bytes"`
+	// Findings are the violated audit rules.
+	Findings []Finding `json:"findings,omitempty"`
 }
 
 // MetaOf is the Meta of a snapshot encoded in size bytes.
 func MetaOf(s *Snapshot, size int) Meta {
 	m := Meta{ID: s.ID, InstanceID: s.Request.InstanceID, NodeID: s.Request.NodeID, Request: s.Request, Job: s.Job,
-		DCSTime: s.DCSTime, DCSTimeRaw: s.DCSTimeRaw, FetchedAt: s.FetchedAt, Count: s.Count, Summary: s.Summary, SizeBytes: size}
+		DCSTime: s.DCSTime, DCSTimeRaw: s.DCSTimeRaw, FetchedAt: s.FetchedAt, Count: s.Count, Summary: s.Summary, SizeBytes: size,
+		Findings: s.Findings}
 	if d := s.Diff; d != nil {
 		m.Diff = &DiffCounts{PreviousID: d.PreviousID, PreviousTime: d.PreviousTime, NewCount: d.NewCount,
 			GoneCount: d.GoneCount, Unchanged: d.Unchanged}
