@@ -505,9 +505,9 @@ func varintLen(x int64) int {
 
 type reader struct {
 	version byte
-	b   []byte
-	off int
-	err error
+	b       []byte
+	off     int
+	err     error
 }
 
 func (r *reader) fail(format string, args ...any) {
