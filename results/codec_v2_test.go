@@ -58,3 +58,24 @@ func TestCodecReadsVersion1(t *testing.T) {
 		t.Error("a future version decoded")
 	}
 }
+
+func TestSaveForKeepsTheSnapshotForItsOwnRetention(t *testing.T) {
+	t.Parallel()
+	st, rdb := newTestStore(t, StoreOptions{Retention: time.Hour})
+	ctx := t.Context()
+	now := time.Now()
+	if err := st.SaveFor(ctx, snapAt("i", "n", "long", now, 3), 720*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Save(ctx, snapAt("i", "n", "short", now.Add(time.Second), 3)); err != nil {
+		t.Fatal(err)
+	}
+	long, _ := rdb.PTTL(ctx, st.snapKey("i", "n", "long")).Result()
+	short, _ := rdb.PTTL(ctx, st.snapKey("i", "n", "short")).Result()
+	if long < 719*time.Hour || short > time.Hour || short < 59*time.Minute {
+		t.Errorf("TTLs: %v and %v", long, short)
+	}
+	if h, _ := st.History(ctx, "i", "n", 10); len(h) != 2 {
+		t.Errorf("history has %d entries", len(h))
+	}
+}

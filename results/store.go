@@ -143,6 +143,17 @@ func checkNode(inst, node string) error {
 // are written in one MULTI; the index, in another hash slot, after it by
 // commands on its key alone. Saving the same snapshot id again replaces it.
 func (s *Store) Save(ctx context.Context, snap *Snapshot) error {
+	return s.SaveFor(ctx, snap, s.opts.Retention)
+}
+
+// SaveFor is Save with the snapshot kept for retention instead of
+// StoreOptions.Retention (an audit's own retention); the node's history and
+// the node index are kept at least as long as StoreOptions.Retention.
+func (s *Store) SaveFor(ctx context.Context, snap *Snapshot, retention time.Duration) error {
+	if retention <= 0 {
+		retention = s.opts.Retention
+	}
+	keep := max(retention, s.opts.Retention)
 	if err := snap.Validate(); err != nil {
 		return err
 	}
@@ -156,15 +167,15 @@ func (s *Store) Save(ctx context.Context, snap *Snapshot) error {
 	}
 	inst, node := snap.Request.InstanceID, snap.Request.NodeID
 	score := ms(snap.Time())
-	cutoff := ms(s.now().Add(-s.opts.Retention))
+	cutoff := ms(s.now().Add(-keep))
 	hist := s.histKey(inst, node)
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, s.snapKey(inst, node, snap.ID), blob, s.opts.Retention)
-		p.Set(ctx, s.metaKey(inst, node, snap.ID), meta, s.opts.Retention)
+		p.Set(ctx, s.snapKey(inst, node, snap.ID), blob, retention)
+		p.Set(ctx, s.metaKey(inst, node, snap.ID), meta, retention)
 		p.ZAdd(ctx, hist, redis.Z{Score: score, Member: snap.ID})
 		p.ZRemRangeByScore(ctx, hist, "-inf", "("+strconv.FormatFloat(cutoff, 'f', -1, 64))
 		p.ZRemRangeByRank(ctx, hist, 0, int64(-s.opts.HistoryMax-1))
-		p.PExpire(ctx, hist, s.opts.Retention)
+		p.PExpire(ctx, hist, keep)
 		return nil
 	})
 	if err != nil {
@@ -174,8 +185,8 @@ func (s *Store) Save(ctx context.Context, snap *Snapshot) error {
 	if _, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		// GT keeps the newest time when an older snapshot is saved late.
 		p.ZAddGT(ctx, nodes, redis.Z{Score: score, Member: nodeMember(inst, node)})
-		// Nothing in the index outlives Retention without a new Save.
-		p.PExpire(ctx, nodes, s.opts.Retention)
+		// Nothing in the index outlives the retention without a new Save.
+		p.PExpire(ctx, nodes, keep)
 		return nil
 	}); err != nil {
 		return fmt.Errorf("results: index node %s/%s: %w", inst, node, err)
