@@ -18,7 +18,11 @@ const MaxFileSize = 4 << 20
 // MinEvery is the shortest "@every" schedule accepted. A DCS scan is an
 // asynchronous job that takes seconds to minutes and spends the shared API
 // budget; cron specs cannot go below a minute either.
-const MinEvery = time.Minute
+//
+// It is a variable only so that end-to-end tests can run audits every few
+// seconds (set it in TestMain, before any config is parsed); production code
+// never changes it.
+var MinEvery = time.Minute
 
 // Config is a parsed and validated audit configuration file. It is immutable
 // once returned: share it, do not modify it (Watcher hands the same *Config to

@@ -58,6 +58,11 @@ type Config struct {
 	LogLevel  string
 	LogFormat string
 
+	AuditConfig string
+
+	TriggerToken     dcsapi.Secret
+	TriggerTokenFile string
+
 	Demo         bool
 	DemoInterval time.Duration
 }
@@ -213,6 +218,9 @@ var settings = []setting{
 		}
 		return fmt.Errorf("%q: want json, console or auto", v)
 	}},
+	{"audit-config", "AUDIT_CONFIG", "", "YAML file of scheduled audits (reloaded on SIGHUP and on change); empty: no audits", str(func(c *Config) *string { return &c.AuditConfig })},
+	{"trigger-token", "TRIGGER_TOKEN", "", "bearer token of the trigger API (/api/v1/); empty: the API is off", secret(func(c *Config) *dcsapi.Secret { return &c.TriggerToken })},
+	{"trigger-token-file", "TRIGGER_TOKEN_FILE", "", "file holding the trigger API token (instead of TRIGGER_TOKEN)", str(func(c *Config) *string { return &c.TriggerTokenFile })},
 	{"demo", "DEMO", "false", "run everything in one process: embedded Redis, DCS simulator, periodic requests", boolean(func(c *Config) *bool { return &c.Demo })},
 	{"demo-interval", "DEMO_INTERVAL", "20s", "demo: how often each simulated node is queried", dur(func(c *Config) *time.Duration { return &c.DemoInterval }, time.Second)},
 }

@@ -45,6 +45,8 @@ type Metrics struct {
 	tasks        *prometheus.CounterVec
 	taskDuration *prometheus.HistogramVec
 	inProgress   *prometheus.GaugeVec
+	auditRuns    *prometheus.CounterVec
+	auditSkips   *prometheus.CounterVec
 }
 
 // Label values known in advance, so that every series exists from the start
@@ -95,9 +97,13 @@ func New(reg prometheus.Registerer) *Metrics {
 			[]string{"task_type"}),
 		inProgress: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "tasks_in_progress",
 			Help: "asynq tasks being handled now, by type."}, []string{"task_type"}),
+		auditRuns: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "audit_requests_total",
+			Help: "Requests submitted by scheduled audits (one per node and slot), by audit."}, []string{"audit"}),
+		auditSkips: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "audit_slots_skipped_total",
+			Help: "Node slots of scheduled audits skipped because the node's previous scan was still running, by audit."}, []string{"audit"}),
 	}
 	reg.MustRegister(m.dcsRequests, m.dcsDuration, m.throttled, m.budgetWait, m.scansStarted, m.completed, m.failed,
-		m.jobPolls, m.jobWait, m.reqDuration, m.tasks, m.taskDuration, m.inProgress)
+		m.jobPolls, m.jobWait, m.reqDuration, m.tasks, m.taskDuration, m.inProgress, m.auditRuns, m.auditSkips)
 	for _, op := range operations {
 		m.dcsDuration.WithLabelValues(op)
 		m.throttled.WithLabelValues(op, "gateway")
@@ -177,6 +183,12 @@ func (m *Metrics) RequestFinished(r *tasks.Request, state tasks.State, reason st
 		m.reqDuration.WithLabelValues(origin).Observe(time.Since(r.RequestedAt).Seconds())
 	}
 }
+
+// AuditSubmitted implements tasks.Observer.
+func (m *Metrics) AuditSubmitted(audit string) { m.auditRuns.WithLabelValues(audit).Inc() }
+
+// AuditSkipped implements tasks.Observer.
+func (m *Metrics) AuditSkipped(audit string) { m.auditSkips.WithLabelValues(audit).Inc() }
 
 var _ tasks.Observer = (*Metrics)(nil)
 

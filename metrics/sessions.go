@@ -43,7 +43,7 @@ type SessionCollector struct {
 	cached []prometheus.Metric
 	at     time.Time
 
-	up, threshold, sessions, idle, ips, oldest, lastAudit, byDB, byIP, maxClients *prometheus.Desc
+	up, threshold, sessions, idle, ips, oldest, lastAudit, byDB, byIP, maxClients, violations *prometheus.Desc
 }
 
 // NewSessionCollector returns the collector; insts may be nil.
@@ -70,12 +70,14 @@ func NewSessionCollector(store *results.Store, insts *tasks.Instances, opts Sess
 		byDB:       d("node_sessions_by_db", "Sessions per db index in the latest snapshot.", "instance_id", "node_id", "db"),
 		byIP:       d("node_sessions_by_client_ip", "Sessions of the top client IPs of the node (opt-in, capped).", "instance_id", "node_id", "client_ip"),
 		maxClients: d("instance_max_clients", "maxclients per node of the instance, from DCS ShowInstance.", "instance_id"),
+		violations: d("node_audit_violations", "Offending sessions (client IPs for sessions_per_client_ip) of each audit rule the node's latest snapshot violates; absent when the rule holds.",
+			"instance_id", "node_id", "audit", "rule"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *SessionCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.threshold, c.sessions, c.idle, c.ips, c.oldest, c.lastAudit, c.byDB, c.byIP, c.maxClients} {
+	for _, d := range []*prometheus.Desc{c.up, c.threshold, c.sessions, c.idle, c.ips, c.oldest, c.lastAudit, c.byDB, c.byIP, c.maxClients, c.violations} {
 		ch <- d
 	}
 }
@@ -132,6 +134,9 @@ func (c *SessionCollector) read() []prometheus.Metric {
 				break
 			}
 			g(c.byIP, float64(k.Sessions), n.InstanceID, n.NodeID, k.DisplayKey())
+		}
+		for _, f := range m.Findings {
+			g(c.violations, float64(f.Count), n.InstanceID, n.NodeID, f.Audit, f.Rule)
 		}
 		instances[n.InstanceID] = true
 	}

@@ -89,9 +89,16 @@ type Observer interface {
 	// RequestFinished: a request ended; reason is "" when done, else the
 	// failure class (permanent, transient, auth, job_failed, deadline, lost).
 	RequestFinished(r *Request, state State, reason string)
+	// AuditSubmitted: a scheduled audit submitted a request for a node.
+	AuditSubmitted(audit string)
+	// AuditSkipped: a node's slot was skipped, its previous scan still running.
+	AuditSkipped(audit string)
 }
 
 type nopObserver struct{}
+
+func (nopObserver) AuditSubmitted(string) {}
+func (nopObserver) AuditSkipped(string)   {}
 
 func (nopObserver) ScanStarted(*Request)                      {}
 func (nopObserver) JobCompleted(*Request, int, time.Duration) {}
@@ -99,15 +106,16 @@ func (nopObserver) RequestFinished(*Request, State, string)   {}
 
 // Handlers process the pipeline's tasks.
 type Handlers struct {
-	dcs   DCS
-	q     Enqueuer
-	reqs  *Requests
-	store *results.Store
-	insts *Instances
-	cfg   Config
-	log   zerolog.Logger
-	obs   Observer
-	now   func() time.Time
+	dcs    DCS
+	q      Enqueuer
+	reqs   *Requests
+	store  *results.Store
+	insts  *Instances
+	audits AuditSource
+	cfg    Config
+	log    zerolog.Logger
+	obs    Observer
+	now    func() time.Time
 }
 
 // Deps are the collaborators of Handlers.
@@ -118,14 +126,17 @@ type Deps struct {
 	Store    *results.Store
 	// Instances, when set, caches ShowInstance (maxclients) for metrics.
 	Instances *Instances
-	Log       zerolog.Logger
-	Observer  Observer // optional
-	Now       func() time.Time
+	// Audits, when set, gives the scheduled audits (their rules are applied
+	// to snapshots of the nodes they cover).
+	Audits   AuditSource
+	Log      zerolog.Logger
+	Observer Observer // optional
+	Now      func() time.Time
 }
 
 // NewHandlers wires the handlers.
 func NewHandlers(d Deps, cfg Config) *Handlers {
-	h := &Handlers{dcs: d.DCS, q: d.Enqueuer, reqs: d.Requests, store: d.Store, insts: d.Instances, cfg: cfg.withDefaults(),
+	h := &Handlers{dcs: d.DCS, q: d.Enqueuer, reqs: d.Requests, store: d.Store, insts: d.Instances, audits: d.Audits, cfg: cfg.withDefaults(),
 		log: d.Log, obs: d.Observer, now: d.Now}
 	if h.obs == nil {
 		h.obs = nopObserver{}
@@ -142,6 +153,7 @@ func (h *Handlers) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(TypePoll, h.ProcessPoll)
 	mux.HandleFunc(TypeFetch, h.ProcessFetch)
 	mux.HandleFunc(TypeDiscover, h.ProcessDiscover)
+	mux.HandleFunc(TypeAudit, h.ProcessAudit)
 }
 
 // load decodes the payload and reads the request. ok is false when there is
@@ -421,7 +433,7 @@ func (h *Handlers) ProcessFetch(ctx context.Context, t *asynq.Task) error {
 	snap := &results.Snapshot{
 		ID: req.ID,
 		Request: results.Request{ID: req.ID, InstanceID: req.InstanceID, NodeID: req.NodeID,
-			CleanCache: req.CleanCache, Origin: req.Origin, RequestedAt: req.RequestedAt},
+			CleanCache: req.CleanCache, Origin: req.Origin, Audit: req.Audit, RequestedAt: req.RequestedAt},
 		Job: results.Job{ID: req.JobID, Status: req.JobStatus, BeginTime: req.JobBegin, EndTime: req.JobEnd,
 			CompletionPath: req.CompletionPath, Polls: req.Polls},
 		DCSTime: list.Time.Time, DCSTimeRaw: list.Time.Raw, FetchedAt: h.now().UTC(),
@@ -437,10 +449,13 @@ func (h *Handlers) ProcessFetch(ctx context.Context, t *asynq.Task) error {
 		d := results.Compare(prev.Clients, list.Clients, h.cfg.DiffMax)
 		d.PreviousID, d.PreviousTime = prev.ID, prev.DCSTime
 		snap.Diff = &d
-	case !errors.Is(err, results.ErrNotFound):
+	case errors.Is(err, results.ErrNotFound):
+		prev = nil
+	default:
 		return err
 	}
-	if err := h.store.Save(ctx, snap); err != nil {
+	retention := h.evaluate(ctx, req, snap, prev)
+	if err := h.store.SaveFor(ctx, snap, retention); err != nil {
 		return err
 	}
 	ok, err = h.transition(ctx, req, change{state: StateDone, terminal: true, set: map[string]string{
@@ -541,7 +556,7 @@ func (h *Handlers) ProcessDiscover(ctx context.Context, t *asynq.Task) error {
 	children := make([]string, 0, len(nodes))
 	for _, n := range nodes {
 		child := &Request{ID: req.ID + "_" + n.NodeID, InstanceID: req.InstanceID, NodeID: n.NodeID,
-			CleanCache: req.CleanCache, Origin: req.Origin, RequestedAt: req.RequestedAt, Parent: req.ID}
+			CleanCache: req.CleanCache, Origin: req.Origin, Audit: req.Audit, RequestedAt: req.RequestedAt, Parent: req.ID}
 		if _, err := h.reqs.Create(ctx, child); err != nil {
 			return err
 		}

@@ -48,12 +48,14 @@ const (
 
 // Request is the record of one query, kept in Redis for the retention time.
 type Request struct {
-	ID          string    `json:"id"`
-	InstanceID  string    `json:"instance_id"`
-	NodeID      string    `json:"node_id,omitempty"`
-	AllNodes    bool      `json:"all_nodes,omitempty"`
-	CleanCache  bool      `json:"clean_cache"`
-	Origin      string    `json:"origin"`
+	ID         string `json:"id"`
+	InstanceID string `json:"instance_id"`
+	NodeID     string `json:"node_id,omitempty"`
+	AllNodes   bool   `json:"all_nodes,omitempty"`
+	CleanCache bool   `json:"clean_cache"`
+	Origin     string `json:"origin"`
+	// Audit names the scheduled audit that submitted the request, if any.
+	Audit       string    `json:"audit,omitempty"`
 	RequestedAt time.Time `json:"requested_at"`
 	State       State     `json:"state"`
 	UpdatedAt   time.Time `json:"updated_at"`
@@ -147,7 +149,7 @@ func b2s(b bool) string {
 func (q *Request) fields() map[string]string {
 	return map[string]string{
 		"id": q.ID, "instance_id": q.InstanceID, "node_id": q.NodeID, "all_nodes": b2s(q.AllNodes),
-		"clean_cache": b2s(q.CleanCache), "origin": q.Origin, "requested_at": ms(q.RequestedAt),
+		"clean_cache": b2s(q.CleanCache), "origin": q.Origin, "audit": q.Audit, "requested_at": ms(q.RequestedAt),
 		"state": string(q.State), "updated_at": ms(q.UpdatedAt), "leader": q.Leader, "parent": q.Parent,
 	}
 }
@@ -157,7 +159,7 @@ func parseRequest(m map[string]string) *Request {
 	count, _ := strconv.Atoi(m["count"])
 	q := &Request{
 		ID: m["id"], InstanceID: m["instance_id"], NodeID: m["node_id"], AllNodes: m["all_nodes"] == "1",
-		CleanCache: m["clean_cache"] == "1", Origin: m["origin"], RequestedAt: fromMS(m["requested_at"]),
+		CleanCache: m["clean_cache"] == "1", Origin: m["origin"], Audit: m["audit"], RequestedAt: fromMS(m["requested_at"]),
 		State: State(m["state"]), UpdatedAt: fromMS(m["updated_at"]), Leader: m["leader"],
 		ScanAt: fromMS(m["scan_at"]), JobID: m["job_id"], JobStatus: m["job_status"],
 		JobBegin: fromMS(m["job_begin"]), JobEnd: fromMS(m["job_end"]), Polls: polls,

@@ -83,6 +83,9 @@ type SubmitOptions struct {
 	// ID, when set, is the request id (deterministic ids make a submission
 	// idempotent); default a fresh time-ordered UUID.
 	ID string
+	// Audit names the scheduled audit submitting the request (its rules are
+	// evaluated on the snapshot, and its retention applies).
+	Audit string
 }
 
 // Validate checks the options without side effects; errors name the value.
@@ -128,7 +131,7 @@ func (s *Submitter) Submit(ctx context.Context, o SubmitOptions) (*Request, erro
 		o.ID = strings.ReplaceAll(id.String(), "-", "")
 	}
 	r := &Request{ID: o.ID, InstanceID: o.InstanceID, NodeID: o.NodeID, AllNodes: o.AllNodes,
-		CleanCache: o.CleanCache, Origin: o.Origin, RequestedAt: s.now().UTC()}
+		CleanCache: o.CleanCache, Origin: o.Origin, Audit: o.Audit, RequestedAt: s.now().UTC()}
 	created, err := s.reqs.Create(ctx, r)
 	if err != nil {
 		return nil, err

@@ -260,3 +260,33 @@ func TestStatusAggregatesChildren(t *testing.T) {
 		t.Errorf("all done: %s", st.State())
 	}
 }
+
+func TestSlot(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 28, 10, 17, 42, 0, time.UTC)
+	for _, tc := range []struct {
+		spec string
+		want time.Time
+	}{
+		{"@every 15m", time.Date(2026, 11, 28, 10, 15, 0, 0, time.UTC)},
+		{"@every 2s", time.Date(2026, 11, 28, 10, 17, 42, 0, time.UTC)},
+		{"*/5 * * * *", time.Date(2026, 11, 28, 10, 15, 0, 0, time.UTC)},
+		{"17 10 * * *", time.Date(2026, 11, 28, 10, 17, 0, 0, time.UTC)},
+		{"30 10 * * *", time.Date(2026, 11, 27, 10, 30, 0, 0, time.UTC)},
+		{"@hourly", time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)},
+		{"@monthly", time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)},
+		{"0 0 1 1 *", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)},
+	} {
+		got, err := Slot(tc.spec, now)
+		if err != nil || !got.Equal(tc.want) {
+			t.Errorf("Slot(%q) = %v, %v; want %v", tc.spec, got, err, tc.want)
+		}
+		// Two replicas ticking at different moments of one slot agree.
+		if later, _ := Slot(tc.spec, got.Add(time.Second/2)); !later.Equal(got) {
+			t.Errorf("Slot(%q) moved within the slot: %v", tc.spec, later)
+		}
+	}
+	if _, err := Slot("every day", now); err == nil {
+		t.Error("a bad spec was accepted")
+	}
+}

@@ -18,7 +18,7 @@ const (
 )
 
 // AllTypes lists every task type the worker handles.
-var AllTypes = []string{TypeScan, TypePoll, TypeFetch, TypeDiscover}
+var AllTypes = []string{TypeScan, TypePoll, TypeFetch, TypeDiscover, TypeAudit}
 
 // Payload is the body of every task: only the request id (and the poll
 // number), never credentials or request details — those live in the request

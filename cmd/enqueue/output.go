@@ -128,6 +128,19 @@ func printSnapshotTable(w io.Writer, s *results.Snapshot) {
 		fmt.Fprintf(w, "  since previous: +%d -%d", s.Diff.NewCount, s.Diff.GoneCount)
 	}
 	fmt.Fprintln(w)
+	if s.Request.Audit != "" {
+		fmt.Fprintf(w, "audit %s: ", s.Request.Audit)
+		if len(s.Findings) == 0 {
+			fmt.Fprintln(w, "no rule violated")
+		}
+	}
+	for _, f := range s.Findings {
+		fmt.Fprintf(w, "FINDING %s (%s): %s", f.Rule, f.Audit, f.Message)
+		if len(f.Examples) > 0 {
+			fmt.Fprintf(w, " e.g. %s", strings.Join(f.Examples, ", "))
+		}
+		fmt.Fprintln(w)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ADDR\tNAME\tUSER\tDB\tCMD\tAGE\tIDLE")
 	for _, c := range s.Clients {
@@ -204,14 +217,26 @@ func printHistory(w io.Writer, h []results.Meta, format string) error {
 		return enc.Encode(h)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SNAPSHOT\tFETCHED\tSESSIONS\tCLIENT IPS\tIDLE OVER\tNEW\tGONE\tORIGIN")
+	fmt.Fprintln(tw, "SNAPSHOT\tFETCHED\tSESSIONS\tCLIENT IPS\tIDLE OVER\tNEW\tGONE\tORIGIN\tFINDINGS")
 	for _, m := range h {
 		newC, gone := "-", "-"
 		if m.Diff != nil {
 			newC, gone = strconv.Itoa(m.Diff.NewCount), strconv.Itoa(m.Diff.GoneCount)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", m.ID, m.FetchedAt.Format(time.RFC3339), m.Count,
-			m.Summary.DistinctClientIPs, m.Summary.IdleOver, newC, gone, m.Request.Origin)
+		origin := m.Request.Origin
+		if m.Request.Audit != "" {
+			origin += ":" + m.Request.Audit
+		}
+		findings := "-"
+		if len(m.Findings) > 0 {
+			rules := make([]string, len(m.Findings))
+			for i, f := range m.Findings {
+				rules[i] = fmt.Sprintf("%s(%d)", f.Rule, f.Count)
+			}
+			findings = strings.Join(rules, ",")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", m.ID, m.FetchedAt.Format(time.RFC3339), m.Count,
+			m.Summary.DistinctClientIPs, m.Summary.IdleOver, newC, gone, origin, findings)
 	}
 	return tw.Flush()
 }
