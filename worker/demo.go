@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -75,6 +77,17 @@ func RunDemo(ctx context.Context, cfg *config.Config, log zerolog.Logger, stdout
 	defer simSrv.Close()
 
 	c := *cfg
+	if c.AuditConfig == "" {
+		dir, err := os.MkdirTemp("", "dcsjobs-demo")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		c.AuditConfig = filepath.Join(dir, "audits.yml")
+		if err := os.WriteFile(c.AuditConfig, []byte(demoAudits), 0o600); err != nil {
+			return err
+		}
+	}
 	c.RedisURL = dcsapi.Secret("redis://" + m.Addr() + "/0")
 	c.DCSEndpoint = "http://" + ln.Addr().String()
 	c.DCSRegion = ""
@@ -105,6 +118,26 @@ func RunDemo(ctx context.Context, cfg *config.Config, log zerolog.Logger, stdout
 	}
 }
 
+// demoAudits are the demo's scheduled audits, with rules the simulated
+// sessions partly violate, so that findings show.
+var demoAudits = fmt.Sprintf(`audits:
+  - name: demo-single
+    instance: %s
+    nodes: [%s]
+    schedule: "@every 1m"
+    rules:
+      idle_sessions: {longer_than: 10m, max: 5}
+      allowed_cidrs: [10.0.0.0/8, 172.16.0.0/12]
+      new_clients: true
+  - name: demo-cluster
+    instance: %s
+    all_nodes: true
+    schedule: "@every 1m"
+    rules:
+      max_sessions_per_client_ip: 60
+      max_share_of_maxclients: 0.02
+`, dcssim.SingleInstanceID, dcssim.SingleNodeID, dcssim.ClusterInstanceID)
+
 func submitDemo(ctx context.Context, w *Worker, log zerolog.Logger) {
 	for _, o := range DemoTargets {
 		if _, err := w.Submitter().Submit(ctx, o); err != nil && !errors.Is(err, context.Canceled) {
@@ -130,7 +163,8 @@ func printDemoHelp(w io.Writer, redisAddr, simURL, httpAddr string, live bool) {
 dcsjobs demo is running (Ctrl-C stops it)
   embedded Redis   redis://%[1]s/0
   DCS simulator    %[2]s   (admin: %[2]s/_sim/stats)
-  worker HTTP      http://%[3]s/healthz
+  worker HTTP      http://%[3]s/metrics
+  audits           demo-single and demo-cluster, every minute (findings in enqueue history)
   %[4]s
 
 Every few seconds the demo queries a few simulated nodes. From another terminal:

@@ -25,6 +25,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/dcsjobs/dcsjobs/audit"
 	"github.com/dcsjobs/dcsjobs/budget"
 	"github.com/dcsjobs/dcsjobs/config"
 	"github.com/dcsjobs/dcsjobs/dcsapi"
@@ -76,21 +77,25 @@ type Options struct {
 
 // Worker is a running worker.
 type Worker struct {
-	cfg      *config.Config
-	log      zerolog.Logger
-	rdb      redis.UniversalClient
-	dcs      *dcsapi.Client
-	reqs     *tasks.Requests
-	store    *results.Store
-	client   *asynq.Client
-	server   *asynq.Server
-	submit   *tasks.Submitter
-	http     *http.Server
-	httpAddr string
-	registry *prometheus.Registry
-	metrics  *metrics.Metrics
-	healthy  atomic.Bool
-	ownRedis bool
+	cfg       *config.Config
+	log       zerolog.Logger
+	rdb       redis.UniversalClient
+	dcs       *dcsapi.Client
+	reqs      *tasks.Requests
+	store     *results.Store
+	client    *asynq.Client
+	server    *asynq.Server
+	submit    *tasks.Submitter
+	http      *http.Server
+	httpAddr  string
+	registry  *prometheus.Registry
+	metrics   *metrics.Metrics
+	audits    *audit.Watcher
+	scheduler *asynq.PeriodicTaskManager
+	trigger   http.Handler
+	cancel    context.CancelFunc
+	healthy   atomic.Bool
+	ownRedis  bool
 }
 
 // Run starts a worker and blocks until ctx is done, then shuts down gracefully.
@@ -141,8 +146,19 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Opt
 	w.client = asynq.NewClientFromRedisClient(w.rdb)
 	w.submit = tasks.NewSubmitter(w.client, w.reqs, pc)
 	insts := tasks.NewInstances(w.rdb, cfg.KeyPrefix, cfg.Retention)
+	var auditSrc tasks.AuditSource
+	var bg context.Context
+	bg, w.cancel = context.WithCancel(context.Background())
+	if cfg.AuditConfig != "" {
+		if w.audits, err = audit.NewWatcher(cfg.AuditConfig, log, w.registry); err != nil {
+			w.cancel()
+			return nil, fmt.Errorf("config AUDIT_CONFIG: %w", err)
+		}
+		w.audits.Start(bg)
+		auditSrc = w.audits
+	}
 	handlers := tasks.NewHandlers(tasks.Deps{DCS: w.dcs, Enqueuer: w.client, Requests: w.reqs, Store: w.store,
-		Instances: insts, Log: log, Observer: w.metrics}, pc)
+		Instances: insts, Audits: auditSrc, Log: log, Observer: w.metrics}, pc)
 	mux := asynq.NewServeMux()
 	mux.Use(w.metrics.Middleware(tasks.IsFailure))
 	handlers.Register(mux)
@@ -174,11 +190,23 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Opt
 		HealthCheckInterval: 5 * time.Second,
 	})
 	if err := w.server.Start(mux); err != nil {
+		w.cancel()
 		return nil, fmt.Errorf("start queue server: %w", err)
+	}
+	if w.audits != nil {
+		if err := w.startScheduler(w.audits, pc.Queues.ForOrigin(tasks.OriginSchedule), 3, log); err != nil {
+			w.server.Shutdown()
+			w.cancel()
+			return nil, fmt.Errorf("start audit scheduler: %w", err)
+		}
+	}
+	if w.trigger, err = newTrigger(cfg, w, log); err != nil {
+		w.Shutdown()
+		return nil, err
 	}
 	w.healthy.Store(true)
 	if err := w.startHTTP(); err != nil {
-		w.server.Shutdown()
+		_ = w.Shutdown()
 		return nil, err
 	}
 	log.Info().Str("redis", redisurl.Redact(cfg.RedisURL.Reveal())).Str("dcs", w.dcs.Endpoint()).
@@ -212,6 +240,9 @@ func (w *Worker) startHTTP() error {
 		}
 		_, _ = io.WriteString(rw, "ready\n")
 	})
+	if w.trigger != nil {
+		mux.Handle("/api/v1/", w.trigger)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(w.registry, promhttp.HandlerOpts{
 		ErrorHandling: promhttp.ContinueOnError, Registry: w.registry}))
 	w.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -234,6 +265,9 @@ func (w *Worker) Requests() *tasks.Requests { return w.reqs }
 // Store is the result store.
 func (w *Worker) Store() *results.Store { return w.store }
 
+// Audits is the audit configuration watcher (nil without AUDIT_CONFIG).
+func (w *Worker) Audits() *audit.Watcher { return w.audits }
+
 // Registry is the worker's Prometheus registry.
 func (w *Worker) Registry() *prometheus.Registry { return w.registry }
 
@@ -244,7 +278,13 @@ func (w *Worker) HTTPAddr() string { return w.httpAddr }
 // ShutdownTimeout, after which they are re-queued), and closes everything.
 func (w *Worker) Shutdown() error {
 	w.log.Info().Msg("shutting down")
+	if w.scheduler != nil {
+		w.scheduler.Shutdown()
+	}
 	w.server.Shutdown()
+	if w.cancel != nil {
+		w.cancel()
+	}
 	if w.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = w.http.Shutdown(ctx)
