@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/dcsjobs/dcsjobs/dcsapi"
@@ -216,5 +217,39 @@ func TestTriggerAPIOnTheWorker(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("trigger API without a token: HTTP %d, want 404", resp.StatusCode)
+	}
+}
+
+// Ticks that piled up while no worker ran map to the current slot: one
+// request per node, not one per tick.
+func TestAuditTickBacklogDoesNotPileUp(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t, dcssim.Config{JobDuration: 300 * time.Millisecond})
+	path := filepath.Join(t.TempDir(), "audits.yml")
+	writeAudits(t, path, fmt.Sprintf(`audits:
+  - name: hourly
+    instance: %s
+    nodes: [%s]
+    schedule: "@hourly"
+`, dcssim.SingleInstanceID, dcssim.SingleNodeID))
+	e.Cfg.AuditConfig = path
+	c := asynq.NewClientFromRedisClient(e.Redis.Client())
+	for range 5 {
+		if _, err := c.Enqueue(tasks.NewAuditTask("hourly"), asynq.Queue("dcs-schedule")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.StartWorker()
+	until(t, 30*time.Second, "the backlog to drain", func() bool {
+		qi, err := asynq.NewInspectorFromRedisClient(e.Redis.Client()).GetQueueInfo("dcs-schedule")
+		return err == nil && qi.Pending == 0 && qi.Active == 0
+	})
+	ids := auditRequests(t, e, "hourly")[dcssim.SingleNodeID]
+	if len(ids) != 1 {
+		t.Fatalf("%d requests from 5 queued ticks of one slot, want 1", len(ids))
+	}
+	e.Wait(ids[0], time.Minute)
+	if n := e.Scans(dcssim.SingleInstanceID, dcssim.SingleNodeID); n != 1 {
+		t.Errorf("%d scans", n)
 	}
 }
