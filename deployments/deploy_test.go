@@ -73,8 +73,18 @@ var (
 func scrapeWorker(t *testing.T) (map[string]bool, error) {
 	e := testenv.New(t, dcssim.Config{})
 	e.Cfg.TopClientIPs = 3
+	// An audit whose rule the simulated sessions violate, so that the audit
+	// and findings families have series.
+	e.Cfg.AuditConfig = filepath.Join(t.TempDir(), "audits.yml")
+	audits := fmt.Sprintf("audits:\n  - name: scrape\n    instance: %s\n    nodes: [%s]\n    schedule: \"@hourly\"\n"+
+		"    rules:\n      allowed_cidrs: [10.0.0.0/8]\n", dcssim.SingleInstanceID, dcssim.SingleNodeID)
+	if err := os.WriteFile(e.Cfg.AuditConfig, []byte(audits), 0o600); err != nil {
+		return nil, err
+	}
 	w, _ := e.StartWorker()
-	for _, o := range []tasks.SubmitOptions{testenv.Single(),
+	single := testenv.Single()
+	single.Audit = "scrape"
+	for _, o := range []tasks.SubmitOptions{single,
 		{InstanceID: dcssim.Redis3InstanceID, NodeID: dcssim.Redis3NodeID}} {
 		e.Wait(e.Submit(o).ID, time.Minute)
 	}
