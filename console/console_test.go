@@ -113,9 +113,7 @@ func TestOverview(t *testing.T) {
 	clients := genClients(40)
 	f.save(instA, nodeA, "a1", t0.Add(-2*time.Minute), clients, nil)
 	f.save(instA, nodeB, "b1", t0.Add(-40*time.Minute), clients[:10], nil)
-	s := &results.Snapshot{}
 	x := f.save(instX, nodeX, "x1", t0.Add(-3*time.Hour), clients[:5], nil)
-	_ = s
 	x.ID, x.Findings = "x2", []results.Finding{{Audit: "nightly", Rule: "idle_sessions", Message: "5 idle", Count: 5},
 		{Audit: "nightly", Rule: "new_clients", Message: "2 new", Count: 2}, {Audit: "other", Rule: "idle_sessions", Count: 1}}
 	x.FetchedAt = t0.Add(-2 * time.Hour)
