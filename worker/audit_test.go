@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -251,5 +252,27 @@ func TestAuditTickBacklogDoesNotPileUp(t *testing.T) {
 	e.Wait(ids[0], time.Minute)
 	if n := e.Scans(dcssim.SingleInstanceID, dcssim.SingleNodeID); n != 1 {
 		t.Errorf("%d scans", n)
+	}
+}
+
+// The console is served by the worker: the overview lists audited nodes, with
+// the security headers.
+func TestConsoleOnTheWorker(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t, dcssim.Config{})
+	w, _ := e.StartWorker()
+	e.Wait(e.Submit(testenv.Single()).ID, time.Minute)
+	resp, err := http.Get("http://" + w.HTTPAddr() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), dcssim.SingleNodeID) ||
+		!strings.Contains(resp.Header.Get("Content-Security-Policy"), "default-src 'none'") {
+		t.Errorf("console overview: HTTP %d, CSP %q", resp.StatusCode, resp.Header.Get("Content-Security-Policy"))
+	}
+	if resp.Request.URL.Path != "/console/" {
+		t.Errorf("/ redirected to %s", resp.Request.URL.Path)
 	}
 }

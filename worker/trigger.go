@@ -28,6 +28,7 @@ func newTrigger(cfg *config.Config, w *Worker, log zerolog.Logger) (http.Handler
 		return nil, fmt.Errorf("trigger API: %w", err)
 	}
 	log.Info().Msg("trigger API enabled at /api/v1/")
+	w.triggerToken = token
 	return h, nil
 }
 

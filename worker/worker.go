@@ -28,6 +28,7 @@ import (
 	"github.com/dcsjobs/dcsjobs/audit"
 	"github.com/dcsjobs/dcsjobs/budget"
 	"github.com/dcsjobs/dcsjobs/config"
+	"github.com/dcsjobs/dcsjobs/console"
 	"github.com/dcsjobs/dcsjobs/dcsapi"
 	"github.com/dcsjobs/dcsjobs/metrics"
 	"github.com/dcsjobs/dcsjobs/redisurl"
@@ -93,9 +94,12 @@ type Worker struct {
 	audits    *audit.Watcher
 	scheduler *asynq.PeriodicTaskManager
 	trigger   http.Handler
-	cancel    context.CancelFunc
-	healthy   atomic.Bool
-	ownRedis  bool
+	// triggerToken is the trigger API's token ("" when off), also the
+	// console's credential for its "query now" button.
+	triggerToken string
+	cancel       context.CancelFunc
+	healthy      atomic.Bool
+	ownRedis     bool
 }
 
 // Run starts a worker and blocks until ctx is done, then shuts down gracefully.
@@ -243,6 +247,12 @@ func (w *Worker) startHTTP() error {
 	if w.trigger != nil {
 		mux.Handle("/api/v1/", w.trigger)
 	}
+	con, err := w.newConsole()
+	if err != nil {
+		return err
+	}
+	mux.Handle(console.DefaultPrefix, con)
+	mux.Handle("GET /{$}", http.RedirectHandler(console.DefaultPrefix, http.StatusFound))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(w.registry, promhttp.HandlerOpts{
 		ErrorHandling: promhttp.ContinueOnError, Registry: w.registry}))
 	w.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -295,6 +305,23 @@ func (w *Worker) Shutdown() error {
 	}
 	w.log.Info().Msg("stopped")
 	return nil
+}
+
+// newConsole builds the web console; its "query now" button exists only when
+// the trigger API is enabled, and takes the same token.
+func (w *Worker) newConsole() (http.Handler, error) {
+	opts := console.Options{Store: w.store, Requests: w.reqs,
+		OnError: func(r *http.Request, err error) {
+			w.log.Warn().Err(err).Str("path", r.URL.Path).Msg("console error")
+		}}
+	if w.trigger != nil {
+		opts.Submit, opts.Token = w.submit.Submit, w.triggerToken
+	}
+	h, err := console.NewHandler(opts)
+	if err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
+	return h, nil
 }
 
 // asynqLogger adapts zerolog to asynq.Logger.
