@@ -163,7 +163,8 @@ func printDemoHelp(w io.Writer, redisAddr, simURL, httpAddr string, live bool) {
 dcsjobs demo is running (Ctrl-C stops it)
   embedded Redis   redis://%[1]s/0
   DCS simulator    %[2]s   (admin: %[2]s/_sim/stats)
-  worker HTTP      http://%[3]s/metrics
+  web console      http://%[3]s/console/
+  metrics          http://%[3]s/metrics
   audits           demo-single and demo-cluster, every minute (findings in enqueue history)
   %[4]s
 
