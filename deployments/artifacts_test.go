@@ -26,6 +26,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -570,8 +571,8 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	checkEnvNames(t, "deployment env", names)
 	for name, s := range objs.secrets {
-		keys := slices.Collect(mapsKeys(s.StringData))
-		keys = append(keys, slices.Collect(mapsKeys(s.Data))...)
+		keys := slices.Collect(maps.Keys(s.StringData))
+		keys = append(keys, slices.Collect(maps.Keys(s.Data))...)
 		for _, k := range keys {
 			if !secretRefs[name][k] {
 				t.Errorf("Secret %s key %s is not used by the deployment", name, k)
@@ -734,7 +735,7 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	for _, want := range []string{"UDP/53", "TCP/53", "TCP/6379", "TCP/26379", "TCP/7000-7005", "TCP/443"} {
 		if !egress[want] {
-			t.Errorf("NetworkPolicy: no egress to %s (have %v)", want, slices.Sorted(mapsKeys(egress)))
+			t.Errorf("NetworkPolicy: no egress to %s (have %v)", want, slices.Sorted(maps.Keys(egress)))
 		}
 	}
 }
@@ -773,16 +774,6 @@ spec:
 			t.Errorf("%s: not reported", name)
 		} else {
 			t.Logf("%s: %v", name, errs[0])
-		}
-	}
-}
-
-func mapsKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
 		}
 	}
 }
@@ -951,7 +942,7 @@ func TestCompose(t *testing.T) {
 		if s.Image != c.Services["dcs-sim"].Image || s.Build == nil {
 			t.Errorf("%s: want the same image as dcs-sim, built from %s", where, dockerfile)
 		}
-		checkEnvNames(t, where, slices.Collect(mapsKeys(s.Environment)))
+		checkEnvNames(t, where, slices.Collect(maps.Keys(s.Environment)))
 		cfg := loadWorkerConfig(t, where, s.Environment)
 		if cfg == nil {
 			continue
@@ -1462,7 +1453,7 @@ func envFileVars(t *testing.T, p string) map[string]string {
 func TestSystemdUnits(t *testing.T) {
 	t.Parallel()
 	example := envFileVars(t, systemdEnvFile)
-	checkEnvNames(t, systemdEnvFile, slices.Collect(mapsKeys(example)))
+	checkEnvNames(t, systemdEnvFile, slices.Collect(maps.Keys(example)))
 	// The sandbox: directive → the value it must have ("*": any non-empty value).
 	sandbox := map[string]string{
 		"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes",
@@ -1522,7 +1513,7 @@ func TestSystemdUnits(t *testing.T) {
 				env[k] = strings.ReplaceAll(v, "%i", "9181")
 			}
 		}
-		checkEnvNames(t, p+" Environment=", slices.Collect(mapsKeys(env)))
+		checkEnvNames(t, p+" Environment=", slices.Collect(maps.Keys(env)))
 		for k, v := range example {
 			env[k] = v
 		}
