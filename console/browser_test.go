@@ -1,4 +1,4 @@
-package console
+package console_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/dcsjobs/dcsjobs/console"
 	"github.com/dcsjobs/dcsjobs/dcsapi"
 	"github.com/dcsjobs/dcsjobs/dcssim"
 	"github.com/dcsjobs/dcsjobs/internal/testenv"
@@ -109,22 +110,22 @@ func TestBrowser(t *testing.T) {
 	store := results.NewStore(e.Redis.Client(), results.StoreOptions{Prefix: e.Cfg.KeyPrefix, Retention: e.Cfg.Retention, HistoryMax: e.Cfg.HistoryMax})
 	saveFake(t, store)
 
-	h, err := NewHandler(Options{Store: store, Requests: e.Reqs})
+	h, err := console.NewHandler(console.Options{Store: store, Requests: e.Reqs})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The same console with the "query now" form, under another prefix.
 	const token = "browser-test-token-0123456789"
-	rw, err := NewHandler(Options{Prefix: "/rw/", Store: store, Requests: e.Reqs, Submit: e.Subm.Submit, Token: token})
+	rw, err := console.NewHandler(console.Options{Prefix: "/rw/", Store: store, Requests: e.Reqs, Submit: e.Subm.Submit, Token: token})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle(DefaultPrefix, h)
+	mux.Handle(console.DefaultPrefix, h)
 	mux.Handle("/rw/", rw)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	base := srv.URL + DefaultPrefix
+	base := srv.URL + console.DefaultPrefix
 	singleURL := base + "nodes/" + dcssim.SingleInstanceID + "/" + dcssim.SingleNodeID
 	haURL := base + "nodes/" + dcssim.HAInstanceID + "/" + dcssim.HAMasterNodeID
 
@@ -209,8 +210,8 @@ func TestBrowser(t *testing.T) {
 		}
 		follow(t, "#sort-idle") // a numeric column sorts descending first
 		idle := eval[[]int64](t, ctx, `Array.from(document.querySelectorAll('td.c-idle'), td => Number(td.dataset.v))`)
-		if len(idle) != DefaultPageSize {
-			t.Fatalf("%d rows, want %d", len(idle), DefaultPageSize)
+		if len(idle) != console.DefaultPageSize {
+			t.Fatalf("%d rows, want %d", len(idle), console.DefaultPageSize)
 		}
 		if !slices.IsSortedFunc(idle, func(a, b int64) int { return int(b - a) }) || idle[0] == idle[len(idle)-1] {
 			t.Errorf("idle not descending: %v", idle[:10])
