@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/dcsjobs/dcsjobs/console/internal/fakeclients"
 	"github.com/dcsjobs/dcsjobs/dcsapi"
 	"github.com/dcsjobs/dcsjobs/results"
 	"github.com/dcsjobs/dcsjobs/tasks"
@@ -151,30 +152,11 @@ func (f *fixture) mustGet(path string) string {
 	return r.body
 }
 
-// cl is a session with the fields the tests look at; the others are DCS's
-// usual values.
-func cl(id, addr, name, user, db, cmd string, age, idle int64) dcsapi.ClientInfo {
-	return dcsapi.ClientInfo{ID: id, Addr: addr, FD: "1" + id, Name: name, Cmd: cmd, Age: age, Idle: idle, DB: db,
-		Flags: "N", Multi: -1, QbufFree: 32768, Events: "r", Network: "ipv4", Peer: "192.168.0.5:6379", User: user}
-}
-
-// genClients makes n varied sessions, deterministic in n.
-func genClients(n int) []dcsapi.ClientInfo {
-	names := []string{"orders-api", "billing-worker", "", "session-cache", "notifier"}
-	users := []string{"default", "app_rw", "readonly"}
-	cmds := []string{"get", "set", "hgetall", "brpop", "ping", "client|list"}
-	out := make([]dcsapi.ClientInfo, n)
-	for i := range out {
-		c := cl(fmt.Sprint(1000+i), fmt.Sprintf("10.%d.%d.%d:%d", i%3, i/250%250, i%250, 30000+i%20000),
-			names[i%len(names)], users[i%len(users)], fmt.Sprint(i%4), cmds[i%len(cmds)], int64(i*7%90000), int64(i*13%4000))
-		if c.Name != "" {
-			c.Name += fmt.Sprint("-", i%8)
-		}
-		c.Omem = int64(i % 97 * 1024)
-		out[i] = c
-	}
-	return out
-}
+// cl and genClients make sessions (shared with the browser test).
+var (
+	cl         = fakeclients.Client
+	genClients = fakeclients.Gen
+)
 
 // cells returns the texts of the cells of column key in the session table.
 func cells(body, key string) []string {
