@@ -173,6 +173,13 @@ func (h *Handlers) load(ctx context.Context, t *asynq.Task) (Payload, *Request, 
 	if err != nil {
 		return p, nil, false, err // Redis trouble: retry
 	}
+	if req.State.Terminal() && req.Leader == req.ID {
+		// A re-run after a crash between the terminal transition and the
+		// release: free the node now rather than when its lock expires.
+		if cur, err := h.reqs.InFlight(ctx, req.InstanceID, req.NodeID); err == nil && cur == req.ID {
+			h.handOver(ctx, req)
+		}
+	}
 	return p, req, !req.State.Terminal(), nil
 }
 

@@ -1,0 +1,99 @@
+package tasks
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/hibiken/asynq"
+	"github.com/rs/zerolog"
+
+	"github.com/dcsjobs/dcsjobs/dcsapi"
+)
+
+// stubDCS counts calls; every call answers err (nil: a fixed success).
+type stubDCS struct {
+	mu    sync.Mutex
+	scans int
+	err   error
+}
+
+func (d *stubDCS) ScanClients(context.Context, string, string, bool) (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.scans++
+	return "job-1", d.err
+}
+func (d *stubDCS) ShowJobInfo(context.Context, string) (*dcsapi.Job, error) {
+	if d.err != nil {
+		return nil, d.err
+	}
+	return &dcsapi.Job{Status: dcsapi.JobRunning}, nil
+}
+func (d *stubDCS) ListClients(context.Context, string, string, dcsapi.ListClientsOptions) (*dcsapi.ClientList, error) {
+	return nil, d.err
+}
+func (d *stubDCS) ListAllClients(context.Context, string, string, dcsapi.ListClientsOptions) (*dcsapi.ClientList, error) {
+	return nil, d.err
+}
+func (d *stubDCS) ScanTargets(context.Context, string) ([]dcsapi.Node, error) { return nil, d.err }
+func (d *stubDCS) ShowInstance(context.Context, string) (*dcsapi.Instance, error) {
+	return nil, d.err
+}
+
+// stubQueue records enqueued task ids; a repeated id is a conflict, as in asynq.
+type stubQueue struct {
+	mu  sync.Mutex
+	ids map[string]bool
+}
+
+func (q *stubQueue) EnqueueContext(_ context.Context, t *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	id := ""
+	for _, o := range opts {
+		if o.Type() == asynq.TaskIDOpt {
+			id = o.Value().(string)
+		}
+	}
+	if q.ids == nil {
+		q.ids = map[string]bool{}
+	}
+	if q.ids[id] {
+		return nil, asynq.ErrTaskIDConflict
+	}
+	q.ids[id] = true
+	return &asynq.TaskInfo{ID: id, Type: t.Type()}, nil
+}
+
+func testHandlers(t *testing.T, dcs DCS) (*Handlers, *Requests, *stubQueue) {
+	t.Helper()
+	reqs, _ := testRequests(t)
+	q := &stubQueue{}
+	return NewHandlers(Deps{DCS: dcs, Enqueuer: q, Requests: reqs, Log: zerolog.Nop()}, Config{}), reqs, q
+}
+
+// A task of a leader that already ended (a crash after its terminal
+// transition, before the node was released) frees the node at once instead
+// of leaving it locked until the lock expires.
+func TestRerunOfEndedLeaderReleasesTheNode(t *testing.T) {
+	t.Parallel()
+	h, reqs, _ := testHandlers(t, &stubDCS{})
+	ctx := context.Background()
+	if _, err := reqs.Create(ctx, &Request{ID: "lead", InstanceID: "i", NodeID: "n", Origin: OriginCLI}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ProcessScan(ctx, newTask(TypeScan, Payload{RequestID: "lead"})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reqs.apply(ctx, "lead", change{state: StateDone, terminal: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ProcessFetch(ctx, newTask(TypeFetch, Payload{RequestID: "lead"})); err != nil {
+		t.Fatal(err)
+	}
+	if cur, _ := reqs.InFlight(ctx, "i", "n"); cur != "" {
+		t.Errorf("node still held by %q after the ended leader's task ran again", cur)
+	}
+}
+
