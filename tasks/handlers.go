@@ -233,6 +233,11 @@ func (h *Handlers) ProcessScan(ctx context.Context, t *asynq.Task) error {
 	if !ok {
 		return err
 	}
+	if req.Leader != "" && req.Leader != req.ID {
+		// A re-run of an attached request: it follows its leader through its
+		// polls; taking the node now would start a second scan beside them.
+		return h.enqueuePoll(ctx, req, req.Polls+1)
+	}
 	leader, err := h.reqs.acquire(ctx, req.InstanceID, req.NodeID, req.ID, h.cfg.Deadline+lockMargin)
 	if err != nil {
 		return err

@@ -97,3 +97,46 @@ func TestRerunOfEndedLeaderReleasesTheNode(t *testing.T) {
 	}
 }
 
+// A scan task of an attached request that runs again (redelivered after its
+// poll chain started) must not make the request a leader of its own: that
+// started a second DCS scan while its polls still followed the old leader.
+func TestScanRerunOfAttachedRequestDoesNotScan(t *testing.T) {
+	t.Parallel()
+	dcs := &stubDCS{}
+	h, reqs, q := testHandlers(t, dcs)
+	ctx := context.Background()
+	for _, id := range []string{"lead", "follow"} {
+		if _, err := reqs.Create(ctx, &Request{ID: id, InstanceID: "i", NodeID: "n", Origin: OriginCLI}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	scan := func(id string) error { return h.ProcessScan(ctx, newTask(TypeScan, Payload{RequestID: id})) }
+	if err := scan("lead"); err != nil {
+		t.Fatal(err)
+	}
+	if err := scan("follow"); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := reqs.Get(ctx, "follow"); r.State != StateAttached || r.Leader != "lead" {
+		t.Fatalf("follower %+v, want attached to lead", r)
+	}
+	// The leader ends and frees the node; then the follower's scan task runs again.
+	if _, err := reqs.apply(ctx, "lead", change{state: StateDone, terminal: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reqs.release(ctx, "i", "n", "lead"); err != nil {
+		t.Fatal(err)
+	}
+	if err := scan("follow"); err != nil {
+		t.Fatal(err)
+	}
+	if dcs.scans != 1 {
+		t.Errorf("%d DCS scans, want 1", dcs.scans)
+	}
+	if r, _ := reqs.Get(ctx, "follow"); r.Leader != "lead" {
+		t.Errorf("follower now led by %q, want lead", r.Leader)
+	}
+	if !q.ids[pollTaskID("follow", 1)] {
+		t.Error("the follower's poll chain was not kept going")
+	}
+}
