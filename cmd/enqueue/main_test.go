@@ -152,3 +152,21 @@ func TestAllNodesWait(t *testing.T) {
 		t.Fatalf("all nodes: exit %d, %d snapshots, stderr %q", r.code, len(snaps), r.stderr)
 	}
 }
+
+// An all-nodes request whose nodes are not yet known (queued or discovering)
+// is not finished: "result" must say so, not print nothing and exit 0.
+func TestResultOfUnfinishedAllNodesRequest(t *testing.T) {
+	t.Parallel()
+	e := testenv.New(t, dcssim.Config{}) // no worker: the request stays queued
+	r := runCLI(t, e.Redis.URL(), false, "sessions", "-instance", dcssim.ProxyInstanceID, "-all-nodes")
+	if r.code != exitOK {
+		t.Fatalf("sessions: exit %d, stderr %q", r.code, r.stderr)
+	}
+	id := strings.TrimSpace(r.stdout)
+	for _, format := range []string{"table", "json"} {
+		r = runCLI(t, e.Redis.URL(), false, "result", id, "-o", format)
+		if r.code != exitFailed || !strings.Contains(r.stderr, "not finished") || r.stdout != "" {
+			t.Errorf("result -o %s of a queued all-nodes request: exit %d, stdout %q, stderr %q", format, r.code, r.stdout, r.stderr)
+		}
+	}
+}

@@ -61,7 +61,7 @@ func (a *app) printResult(ctx context.Context, st *tasks.Status, format string) 
 			return failedError{fmt.Sprintf("request %s is %s, not finished (see: enqueue status %s)", st.Request.ID, st.State(), st.Request.ID)}
 		}
 	}
-	if st.Request.AllNodes && st.State() == tasks.StateDispatched {
+	if st.Request.AllNodes && !st.State().Terminal() { // dispatched, or nodes not yet listed
 		return failedError{fmt.Sprintf("request %s is not finished", st.Request.ID)}
 	}
 	if err := printSnapshots(a.stdout, snaps, format, st.Request.AllNodes); err != nil {
