@@ -511,8 +511,15 @@ func (h *Handlers) handOver(ctx context.Context, leader *Request) {
 // are retried with backoff, and end the request on the task's last attempt.
 func (h *Handlers) fail(ctx context.Context, req *Request, op string, err error) error {
 	class := dcsapi.Classify(err)
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	switch class {
 	case dcsapi.ClassThrottled:
+		if retried >= maxRetry {
+			// asynq archives a task with no retry left whatever the error:
+			// end the request rather than leave it in no terminal state.
+			return h.finishFailed(ctx, req, fmt.Errorf("%s still throttled after %d failed attempts: %w", op, retried, err), dcsapi.ClassTransient.String())
+		}
 		d, ok := dcsapi.RetryAfter(err)
 		if !ok {
 			d = h.cfg.Backoff.Delay(0)
@@ -521,8 +528,6 @@ func (h *Handlers) fail(ctx context.Context, req *Request, op string, err error)
 	case dcsapi.ClassPermanent:
 		return h.finishFailed(ctx, req, err, class.String())
 	}
-	retried, _ := asynq.GetRetryCount(ctx)
-	maxRetry, _ := asynq.GetMaxRetry(ctx)
 	if retried >= maxRetry {
 		return h.finishFailed(ctx, req, fmt.Errorf("%s failed %d times, last: %w", op, retried+1, err), class.String())
 	}

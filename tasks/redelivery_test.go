@@ -2,8 +2,10 @@ package tasks
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/rs/zerolog"
@@ -138,5 +140,30 @@ func TestScanRerunOfAttachedRequestDoesNotScan(t *testing.T) {
 	}
 	if !q.ids[pollTaskID("follow", 1)] {
 		t.Error("the follower's poll chain was not kept going")
+	}
+}
+
+// A throttled call on a task's last attempt ends the request: asynq archives
+// a task whose retries are used up whatever the error, so returning the
+// throttle error there left the request in no terminal state. (Outside asynq
+// the context carries no retry counts, which reads as the last attempt.)
+func TestThrottledOnLastAttemptEndsTheRequest(t *testing.T) {
+	t.Parallel()
+	h, reqs, _ := testHandlers(t, &stubDCS{err: &dcsapi.ThrottleError{Op: dcsapi.OpShowJobInfo, Delay: time.Second, Reason: "test"}})
+	ctx := context.Background()
+	r := &Request{ID: "r", InstanceID: "i", NodeID: "n", Origin: OriginCLI}
+	if _, err := reqs.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reqs.apply(ctx, "r", change{state: StatePolling, set: map[string]string{
+		"leader": "r", "job_id": "job-1", "scan_at": ms(time.Now()), "completion_path": PathShowJob}}); err != nil {
+		t.Fatal(err)
+	}
+	err := h.ProcessPoll(ctx, newTask(TypePoll, Payload{RequestID: "r", Poll: 1}))
+	if !errors.Is(err, asynq.SkipRetry) {
+		t.Errorf("ProcessPoll = %v, want SkipRetry", err)
+	}
+	if got, _ := reqs.Get(ctx, "r"); got.State != StateFailed {
+		t.Errorf("request %s, want failed", got.State)
 	}
 }
