@@ -310,6 +310,11 @@ func (h *Handlers) ProcessPoll(ctx context.Context, t *asynq.Task) error {
 	if req.Leader != "" && req.Leader != req.ID {
 		return h.follow(ctx, req)
 	}
+	if req.State == StateFetching {
+		// A re-run after the job was seen complete: only make sure the fetch
+		// is queued (no deadline check, no second ShowJobInfo or JobCompleted).
+		return h.enqueue(ctx, newTask(TypeFetch, Payload{RequestID: req.ID}), fetchTaskID(req.ID), 0)
+	}
 	since := req.ScanAt
 	if since.IsZero() {
 		since = req.RequestedAt

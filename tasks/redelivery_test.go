@@ -167,3 +167,28 @@ func TestThrottledOnLastAttemptEndsTheRequest(t *testing.T) {
 		t.Errorf("request %s, want failed", got.State)
 	}
 }
+
+// A poll task that runs again after its request moved to fetching (a crash
+// before the task was acknowledged) only makes sure the fetch is queued: it
+// must not fail the request on the deadline while the fetch runs.
+func TestPollRerunAfterFetchingStarted(t *testing.T) {
+	t.Parallel()
+	h, reqs, q := testHandlers(t, &stubDCS{})
+	ctx := context.Background()
+	if _, err := reqs.Create(ctx, &Request{ID: "r", InstanceID: "i", NodeID: "n", Origin: OriginCLI}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reqs.apply(ctx, "r", change{state: StateFetching, set: map[string]string{"polls": "4",
+		"leader": "r", "job_id": "job-1", "scan_at": ms(time.Now().Add(-time.Hour)), "completion_path": PathShowJob}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ProcessPoll(ctx, newTask(TypePoll, Payload{RequestID: "r", Poll: 4})); err != nil {
+		t.Errorf("ProcessPoll = %v", err)
+	}
+	if got, _ := reqs.Get(ctx, "r"); got.State != StateFetching {
+		t.Errorf("request %s, want fetching", got.State)
+	}
+	if !q.ids[fetchTaskID("r")] {
+		t.Error("fetch not enqueued")
+	}
+}
