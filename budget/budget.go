@@ -81,6 +81,7 @@ func (b *Budget) Wait(ctx context.Context, op string) error {
 	for {
 		res, err := b.lim.Allow(ctx, b.key, b.limit)
 		if err != nil {
+			// The caller (dcsapi) marks this as not sent, hence transient.
 			return fmt.Errorf("API budget: %w", err)
 		}
 		if res.Allowed > 0 {

@@ -95,6 +95,18 @@ func (a *AKSK) Authenticate(_ context.Context, req *http.Request, body []byte) e
 	return nil
 }
 
+func (a *AKSK) secrets() []string {
+	return []string{a.SecretKey.Reveal(), a.SecurityToken.Reveal()}
+}
+
+func (t *Token) secrets() []string { return []string{t.Token.Reveal()} }
+
+func (p *IAMPassword) secrets() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return []string{p.Password.Reveal(), p.token}
+}
+
 // String never shows the secret key or the security token.
 func (a *AKSK) String() string {
 	return fmt.Sprintf("AKSK{AccessKey:%s SecretKey:%s SecurityToken:%s}", a.AccessKey, a.SecretKey, a.SecurityToken)

@@ -214,7 +214,7 @@ func (c *Client) do(ctx context.Context, op, method, path string, query url.Valu
 func (c *Client) once(ctx context.Context, op, method, path string, query url.Values, body []byte, out any) (err error) {
 	if c.wait != nil {
 		if err := c.wait(ctx, op); err != nil {
-			return err
+			return fmt.Errorf("dcs %s: %w: %w", op, ErrNotSent, err)
 		}
 	}
 	start := c.now()
@@ -251,7 +251,7 @@ func (c *Client) once(ctx context.Context, op, method, path string, query url.Va
 	req.Header.Set("User-Agent", c.userAgent)
 	req.Header.Set("X-Project-Id", c.projectID)
 	if err := c.auth.Authenticate(ctx, req, body); err != nil {
-		return fmt.Errorf("dcs %s: authenticate: %w", op, err)
+		return fmt.Errorf("dcs %s: authenticate: %w: %w", op, ErrNotSent, err)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -267,7 +267,7 @@ func (c *Client) once(ctx context.Context, op, method, path string, query url.Va
 		return &BodyTooLargeError{Op: op, Limit: c.maxBody}
 	}
 	if resp.StatusCode/100 != 2 {
-		return parseAPIError(op, resp.StatusCode, resp.Header, data, c.now())
+		return redact(parseAPIError(op, resp.StatusCode, resp.Header, data, c.now()), c.auth)
 	}
 	if out == nil {
 		return nil
@@ -276,6 +276,29 @@ func (c *Client) once(ctx context.Context, op, method, path string, query url.Va
 		return &DecodeError{Op: op, RequestID: resp.Header.Get("X-Request-Id"), Err: err, Excerpt: excerptN(data, 40)}
 	}
 	return nil
+}
+
+// secretHolder is implemented by authenticators whose secrets could be
+// echoed back by the gateway (its signature errors quote the canonical
+// request, signed headers included).
+type secretHolder interface {
+	secrets() []string
+}
+
+// redact removes the authenticator's secrets from an API error's texts.
+func redact(e *APIError, auth Authenticator) *APIError {
+	h, ok := auth.(secretHolder)
+	if !ok {
+		return e
+	}
+	for _, s := range h.secrets() {
+		if len(s) < 4 {
+			continue
+		}
+		e.Message = strings.ReplaceAll(e.Message, s, redacted)
+		e.ExtMessage = strings.ReplaceAll(e.ExtMessage, s, redacted)
+	}
+	return e
 }
 
 func excerptN(b []byte, n int) string {

@@ -250,6 +250,10 @@ func Classify(err error) Class {
 	switch {
 	case errors.As(err, &te):
 		return ClassThrottled
+	case errors.Is(err, ErrNotSent):
+		// Failed before sending (a budget backend, an IAM token fetch, ...):
+		// nothing reached DCS, so trying again is safe.
+		return ClassTransient
 	case errors.As(err, &de):
 		return ClassTransient
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
@@ -289,6 +293,10 @@ func RetryAfter(err error) (time.Duration, bool) {
 	}
 	return 0, false
 }
+
+// ErrNotSent wraps errors that happened before a request was sent (the Wait
+// hook, authentication): DCS did not see the call. Such errors are transient.
+var ErrNotSent = errors.New("request not sent")
 
 // ThrottleError is a call held back on the client side, before it was sent,
 // typically by a rate limit shared between workers (Config.Wait). It is

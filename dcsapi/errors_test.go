@@ -203,3 +203,36 @@ func TestThrottleErrorAndWaitHook(t *testing.T) {
 		t.Errorf("RetryAfter = %v %v", d, ok)
 	}
 }
+
+func TestNotSentErrorsAreTransient(t *testing.T) {
+	t.Parallel()
+	c, _ := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {}, func(cfg *Config) {
+		cfg.Wait = func(context.Context, string) error { return errors.New("redis: connection pool timeout") }
+	})
+	_, err := c.ShowJobInfo(context.Background(), "j1")
+	if !errors.Is(err, ErrNotSent) || !IsTransient(err) {
+		t.Fatalf("budget backend error: %v (%v)", err, Classify(err))
+	}
+	c2, _ := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {}, func(cfg *Config) {
+		cfg.Auth = &Token{} // empty token: fails before sending
+	})
+	if _, err := c2.ShowJobInfo(context.Background(), "j1"); !errors.Is(err, ErrNotSent) {
+		t.Fatalf("auth error: %v", err)
+	}
+}
+
+func TestGatewayEchoOfSecretsIsRedacted(t *testing.T) {
+	t.Parallel()
+	const tok = "security-token-value-123"
+	c, _ := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(401)
+		_, _ = io.WriteString(w, `{"error_code":"APIGW.0301","error_msg":"verify aksk signature fail, canonicalRequest:GET|/x/||x-security-token:`+
+			r.Header.Get("X-Security-Token")+`|","request_id":"r"}`)
+	}, func(cfg *Config) {
+		cfg.Auth = &AKSK{AccessKey: "AK", SecretKey: "SK-secret", SecurityToken: tok}
+	})
+	_, err := c.ShowJobInfo(context.Background(), "j1")
+	if err == nil || strings.Contains(err.Error(), tok) || !strings.Contains(err.Error(), "x-security-token:REDACTED") {
+		t.Fatalf("error %v", err)
+	}
+}
