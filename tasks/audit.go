@@ -111,8 +111,16 @@ func (h *Handlers) ProcessAudit(ctx context.Context, t *asynq.Task) error {
 	submitted, skipped := 0, 0
 	for _, node := range nodes {
 		id := auditRequestID(a.Name, slot, node)
-		if _, err := h.reqs.Get(ctx, id); err == nil {
-			continue // this slot is submitted already (another replica's tick)
+		if r, err := h.reqs.Get(ctx, id); err == nil {
+			// Submitted already (another replica's tick, or an earlier run of
+			// this one). A record still queued may have lost its task to an
+			// error between the two writes: enqueueing is idempotent.
+			if r.State == StateQueued {
+				if err := h.submitTask(ctx, r); err != nil {
+					return err
+				}
+			}
+			continue
 		} else if !errors.Is(err, ErrRequestNotFound) {
 			return err
 		}

@@ -229,6 +229,10 @@ func (h *Handlers) enqueuePoll(ctx context.Context, req *Request, n int) error {
 // ProcessScan starts the DCS scan of a request's node, or attaches the request
 // to a scan already running for that node.
 func (h *Handlers) ProcessScan(ctx context.Context, t *asynq.Task) error {
+	return h.giveUp(ctx, t, h.processScan(ctx, t))
+}
+
+func (h *Handlers) processScan(ctx context.Context, t *asynq.Task) error {
 	_, req, ok, err := h.load(ctx, t)
 	if !ok {
 		return err
@@ -272,8 +276,10 @@ func (h *Handlers) ProcessScan(ctx context.Context, t *asynq.Task) error {
 	jobID, err := h.dcs.ScanClients(ctx, req.InstanceID, req.NodeID, req.CleanCache)
 	if err != nil {
 		var ae *dcsapi.APIError
-		if errors.As(err, &ae) || dcsapi.IsThrottled(err) {
-			// DCS answered (or we never sent): no scan started, so a retry may scan.
+		if errors.As(err, &ae) || dcsapi.IsThrottled(err) || errors.Is(err, dcsapi.ErrNotSent) {
+			// DCS answered with an error, or the call never left: no scan
+			// started, so a retry may scan. (A network error or timeout
+			// keeps scan_at: the scan may be running.)
 			if _, uerr := h.reqs.apply(ctx, req.ID, change{set: map[string]string{"scan_at": ""}}); uerr != nil {
 				return uerr
 			}
@@ -295,6 +301,10 @@ func (h *Handlers) ProcessScan(ctx context.Context, t *asynq.Task) error {
 
 // ProcessPoll checks whether the DCS job of a request completed.
 func (h *Handlers) ProcessPoll(ctx context.Context, t *asynq.Task) error {
+	return h.giveUp(ctx, t, h.processPoll(ctx, t))
+}
+
+func (h *Handlers) processPoll(ctx context.Context, t *asynq.Task) error {
 	p, req, ok, err := h.load(ctx, t)
 	if !ok {
 		return err
@@ -439,6 +449,10 @@ func (h *Handlers) adopt(ctx context.Context, req, leader *Request) error {
 
 // ProcessFetch reads the whole session list and stores the snapshot.
 func (h *Handlers) ProcessFetch(ctx context.Context, t *asynq.Task) error {
+	return h.giveUp(ctx, t, h.processFetch(ctx, t))
+}
+
+func (h *Handlers) processFetch(ctx context.Context, t *asynq.Task) error {
 	_, req, ok, err := h.load(ctx, t)
 	if !ok {
 		return err
@@ -511,6 +525,29 @@ func (h *Handlers) handOver(ctx context.Context, leader *Request) {
 	}
 }
 
+// giveUp ends the request as failed when a task returns an error on its last
+// attempt that no step turned into a terminal state (a Redis error, say):
+// asynq archives such a task, and nothing else would end the request.
+func (h *Handlers) giveUp(ctx context.Context, t *asynq.Task, err error) error {
+	if err == nil || errors.Is(err, asynq.SkipRetry) {
+		return err
+	}
+	retried, ok1 := asynq.GetRetryCount(ctx)
+	maxRetry, ok2 := asynq.GetMaxRetry(ctx)
+	if !ok1 || !ok2 || retried < maxRetry {
+		return err
+	}
+	p, perr := decodePayload(t)
+	if perr != nil {
+		return err
+	}
+	req, gerr := h.reqs.Get(ctx, p.RequestID)
+	if gerr != nil || req.State.Terminal() {
+		return err
+	}
+	return h.finishFailed(ctx, req, fmt.Errorf("%s gave up after %d attempts: %w", t.Type(), retried+1, err), "transient")
+}
+
 // fail sorts err: throttling retries after the advised delay without counting
 // a failure; permanent errors end the request now; transient and auth errors
 // are retried with backoff, and end the request on the task's last attempt.
@@ -561,9 +598,16 @@ func (h *Handlers) finishFailed(ctx context.Context, req *Request, cause error, 
 
 // ProcessDiscover expands an all-nodes request into one request per node.
 func (h *Handlers) ProcessDiscover(ctx context.Context, t *asynq.Task) error {
+	return h.giveUp(ctx, t, h.processDiscover(ctx, t))
+}
+
+func (h *Handlers) processDiscover(ctx context.Context, t *asynq.Task) error {
 	_, req, ok, err := h.load(ctx, t)
 	if !ok {
 		return err
+	}
+	if req.State == StateDispatched {
+		return nil // a re-run: the children exist and run on their own
 	}
 	if _, err := h.transition(ctx, req, change{state: StateDiscovering, detail: "listing nodes"}); err != nil {
 		return err
