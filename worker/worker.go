@@ -132,6 +132,25 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Opt
 		}
 		return nil, fmt.Errorf("redis %s: %w", redisurl.Redact(cfg.RedisURL.Reveal()), err)
 	}
+	// On any failure below, undo what was started.
+	started, serverStarted := false, false
+	defer func() {
+		if started {
+			return
+		}
+		if w.scheduler != nil {
+			w.scheduler.Shutdown()
+		}
+		if serverStarted {
+			w.server.Shutdown()
+		}
+		if w.cancel != nil {
+			w.cancel()
+		}
+		if w.ownRedis {
+			_ = w.rdb.Close()
+		}
+	}()
 	w.registry = prometheus.NewRegistry()
 	w.metrics = metrics.New(w.registry)
 	dcsCfg := dcsapi.Config{Endpoint: cfg.DCSEndpoint, Region: cfg.DCSRegion, ProjectID: cfg.ProjectID,
@@ -155,7 +174,6 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Opt
 	bg, w.cancel = context.WithCancel(context.Background())
 	if cfg.AuditConfig != "" {
 		if w.audits, err = audit.NewWatcher(cfg.AuditConfig, log, w.registry); err != nil {
-			w.cancel()
 			return nil, fmt.Errorf("config AUDIT_CONFIG: %w", err)
 		}
 		w.audits.Start(bg)
@@ -194,25 +212,22 @@ func Start(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Opt
 		HealthCheckInterval: 5 * time.Second,
 	})
 	if err := w.server.Start(mux); err != nil {
-		w.cancel()
 		return nil, fmt.Errorf("start queue server: %w", err)
 	}
+	serverStarted = true
 	if w.audits != nil {
 		if err := w.startScheduler(w.audits, pc.Queues.ForOrigin(tasks.OriginSchedule), 3, log); err != nil {
-			w.server.Shutdown()
-			w.cancel()
 			return nil, fmt.Errorf("start audit scheduler: %w", err)
 		}
 	}
 	if w.trigger, err = newTrigger(cfg, w, log); err != nil {
-		w.Shutdown()
 		return nil, err
 	}
 	w.healthy.Store(true)
 	if err := w.startHTTP(); err != nil {
-		_ = w.Shutdown()
 		return nil, err
 	}
+	started = true
 	log.Info().Str("redis", redisurl.Redact(cfg.RedisURL.Reveal())).Str("dcs", w.dcs.Endpoint()).
 		Str("http", w.httpAddr).Int("concurrency", cfg.Concurrency).Str("api_budget", cfg.APIBudget.String()).
 		Msg("worker started")
@@ -249,6 +264,7 @@ func (w *Worker) startHTTP() error {
 	}
 	con, err := w.newConsole()
 	if err != nil {
+		_ = ln.Close()
 		return err
 	}
 	mux.Handle(console.DefaultPrefix, con)
