@@ -201,10 +201,10 @@ func (m *Metrics) Middleware(isFailure func(error) bool) asynq.MiddlewareFunc {
 		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 			typ := taskType(t.Type())
 			m.inProgress.WithLabelValues(typ).Inc()
+			defer m.inProgress.WithLabelValues(typ).Dec() // also when the handler panics
 			start := time.Now()
 			err := next.ProcessTask(ctx, t)
 			m.taskDuration.WithLabelValues(typ).Observe(time.Since(start).Seconds())
-			m.inProgress.WithLabelValues(typ).Dec()
 			m.tasks.WithLabelValues(typ, outcome(ctx, err, isFailure)).Inc()
 			return err
 		})

@@ -216,3 +216,16 @@ asynq_queue_size{queue="q1"} 1
 		t.Errorf("lint: %+v %v", problems, err)
 	}
 }
+
+func TestMiddlewareInProgressSurvivesPanics(t *testing.T) {
+	t.Parallel()
+	m := New(prometheus.NewRegistry())
+	h := m.Middleware(func(error) bool { return true })(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { panic("boom") }))
+	func() {
+		defer func() { _ = recover() }()
+		_ = h.ProcessTask(context.Background(), asynq.NewTask(tasks.TypeFetch, nil))
+	}()
+	if got := testutil.ToFloat64(m.inProgress.WithLabelValues(tasks.TypeFetch)); got != 0 {
+		t.Errorf("tasks_in_progress = %v after a panic", got)
+	}
+}
