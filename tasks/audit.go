@@ -193,21 +193,13 @@ func (h *Handlers) auditFor(req *Request) *audit.Audit {
 	return nil
 }
 
-// evaluate applies the request's audit rules to a snapshot and logs when the
-// set of violated rules differs from the previous snapshot's.
-func (h *Handlers) evaluate(ctx context.Context, req *Request, snap *results.Snapshot, prev *results.Snapshot) time.Duration {
+// evaluate applies the request's audit rules to a snapshot (maxClients: the
+// instance's, 0 when unknown) and logs when the set of violated rules differs
+// from the previous snapshot's. It returns the audit's retention (0: default).
+func (h *Handlers) evaluate(req *Request, snap *results.Snapshot, prev *results.Snapshot, maxClients int64) time.Duration {
 	a := h.auditFor(req)
 	if a == nil {
 		return 0
-	}
-	var maxClients int64
-	if h.insts != nil {
-		if err := h.insts.refresh(ctx, h.dcs, req.InstanceID, h.now()); err != nil {
-			h.log.Debug().Err(err).Str("instance", req.InstanceID).Msg("instance info not refreshed")
-		}
-		if info, ok, _ := h.insts.Get(ctx, req.InstanceID); ok {
-			maxClients = info.MaxClients
-		}
 	}
 	snap.Findings = a.Evaluate(snap.Clients, snap.Diff, maxClients)
 	var before []string

@@ -287,14 +287,9 @@ func (h *Handlers) processScan(ctx context.Context, t *asynq.Task) error {
 		return h.fail(ctx, req, "ScanClients", err)
 	}
 	h.obs.ScanStarted(req)
-	n, err := h.reqs.apply(ctx, req.ID, change{state: StatePolling, requireNoJob: true,
-		set: map[string]string{"job_id": jobID, "completion_path": PathShowJob}, detail: "DCS job " + jobID})
-	if err != nil {
+	if _, err := h.transition(ctx, req, change{state: StatePolling, requireNoJob: true,
+		set: map[string]string{"job_id": jobID, "completion_path": PathShowJob}, detail: "scan started"}); err != nil {
 		return err
-	}
-	if n == applied {
-		h.log.Info().Str("request", req.ID).Str("instance", req.InstanceID).Str("node", req.NodeID).
-			Str("from", string(StateScanning)).Str("state", string(StatePolling)).Str("job_id", jobID).Msg("scan started")
 	}
 	return h.enqueuePoll(ctx, req, 1)
 }
@@ -485,7 +480,17 @@ func (h *Handlers) processFetch(ctx context.Context, t *asynq.Task) error {
 	default:
 		return err
 	}
-	retention := h.evaluate(ctx, req, snap, prev)
+	// One read (and at most one ShowInstance an hour) of the instance's
+	// maxclients serves the audit rules and the metrics.
+	var maxClients int64
+	if h.insts != nil {
+		info, err := h.insts.refresh(ctx, h.dcs, req.InstanceID, h.now())
+		if err != nil {
+			h.log.Debug().Err(err).Str("instance", req.InstanceID).Msg("instance info not refreshed")
+		}
+		maxClients = info.MaxClients
+	}
+	retention := h.evaluate(req, snap, prev, maxClients)
 	if err := h.store.SaveFor(ctx, snap, retention); err != nil {
 		return err
 	}
@@ -498,11 +503,6 @@ func (h *Handlers) processFetch(ctx context.Context, t *asynq.Task) error {
 		h.obs.RequestFinished(req, StateDone, "")
 	}
 	h.handOver(ctx, req)
-	if h.insts != nil {
-		if err := h.insts.refresh(ctx, h.dcs, req.InstanceID, h.now()); err != nil {
-			h.log.Debug().Err(err).Str("instance", req.InstanceID).Msg("instance info not refreshed")
-		}
-	}
 	return nil
 }
 

@@ -54,23 +54,27 @@ func (c *Instances) Get(ctx context.Context, id string) (InstanceInfo, bool, err
 		UpdatedAt: fromMS(m["updated_at"])}, true, nil
 }
 
-// refresh calls ShowInstance when the cached entry is missing or old. It is
-// best effort: an error leaves the old entry.
-func (c *Instances) refresh(ctx context.Context, dcs DCS, id string, now time.Time) error {
-	if info, ok, err := c.Get(ctx, id); err != nil || (ok && now.Sub(info.UpdatedAt) < c.RefreshEvery) {
-		return err
+// refresh returns the instance's info, calling ShowInstance first when the
+// cached entry is missing or older than RefreshEvery. It is best effort: on
+// an error the old entry (possibly none) is returned with the error.
+func (c *Instances) refresh(ctx context.Context, dcs DCS, id string, now time.Time) (InstanceInfo, error) {
+	info, ok, err := c.Get(ctx, id)
+	if err != nil || (ok && now.Sub(info.UpdatedAt) < c.RefreshEvery) {
+		return info, err
 	}
 	in, err := dcs.ShowInstance(ctx, id)
 	if err != nil {
-		return err
+		return info, err
 	}
 	k := c.key(id)
-	_, err = c.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	if _, err := c.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, k, "name", in.Name, "cache_mode", in.CacheMode, "max_clients", in.MaxClients, "updated_at", ms(now))
 		p.PExpire(ctx, k, c.ttl)
 		return nil
-	})
-	return err
+	}); err != nil {
+		return info, err
+	}
+	return InstanceInfo{InstanceID: id, Name: in.Name, CacheMode: in.CacheMode, MaxClients: in.MaxClients, UpdatedAt: now}, nil
 }
 
 var _ interface {
